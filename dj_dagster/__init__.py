@@ -1,0 +1,32 @@
+"""dj_dagster: DataJoint's relational workflow model on SQLAlchemy, driven by Dagster.
+
+``import dj_dagster as dj`` gives the DataJoint 2.x API; the Dagster face is in
+``dj_dagster.dagster`` (imported on demand, so the relational core never needs it).
+"""
+
+from .condition import AndList, Not, Top
+from .connection import Connection, conn
+from .errors import (DataError, DataJointError, DeclarationError, DuplicateError, IntegrityError,
+                     MissingTableError, QueryError, SemanticJoinError)
+from .expression import QueryExpression, U
+from .schema import Schema, VirtualModule, list_schemas, virtual_schema
+from .settings import config
+from .user_tables import Computed, Imported, Lookup, Manual, Part
+from .codecs import Codec
+
+__version__ = "0.1.0"
+schema = Schema
+
+
+def Diagram(*args, **kwargs):  # noqa: N802 - DataJoint's name
+    from .diagram import Diagram as _Diagram
+
+    return _Diagram(*args, **kwargs)
+
+
+__all__ = [
+    "AndList", "Not", "Top", "Connection", "conn", "DataError", "DataJointError", "DeclarationError",
+    "DuplicateError", "IntegrityError", "MissingTableError", "QueryError", "SemanticJoinError",
+    "QueryExpression", "U", "Schema", "VirtualModule", "list_schemas", "virtual_schema", "config",
+    "Computed", "Imported", "Lookup", "Manual", "Part", "Codec", "Diagram", "schema",
+]

@@ -1,0 +1,113 @@
+"""What every backend adapter provides. Everything that differs between SQLite,
+MySQL/MariaDB and PostgreSQL lives in one subclass per backend; the rest of the
+library asks the adapter and never tests the dialect name."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ..types import TypeSpec
+
+
+class Adapter:
+    name = "base"
+    native_enum = False
+    supports_comments = True  # column and table comments live in the catalog
+    skip_locked = True  # SELECT ... FOR UPDATE SKIP LOCKED
+
+    # --- engine ---------------------------------------------------------------
+    def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
+        return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+    def begin(self, conn: Connection, write: bool) -> None:
+        """Hook run when a transaction starts (SQLite takes its write lock here)."""
+
+    # --- namespaces -----------------------------------------------------------
+    def table_address(self, schema: str, table: str) -> tuple[str | None, str]:
+        """(SQLAlchemy schema, SQL table name) of a DataJoint ``schema.table``."""
+        return schema, table
+
+    def create_schema(self, conn: Connection, schema: str) -> None:
+        raise NotImplementedError
+
+    def drop_schema(self, conn: Connection, schema: str) -> None:
+        raise NotImplementedError
+
+    def list_schemas(self, conn: Connection) -> list[str]:
+        raise NotImplementedError
+
+    def list_tables(self, conn: Connection, schema: str) -> list[str]:
+        schema_name, _ = self.table_address(schema, "")
+        return sa.inspect(conn).get_table_names(schema=schema_name)
+
+    # --- types ----------------------------------------------------------------
+    def sql_type(self, spec: TypeSpec, table: str = "", attr: str = "") -> sa.types.TypeEngine:
+        n, a = spec.name, spec.args
+        if spec.is_codec:
+            return sa.JSON() if spec.external else self.bytes_type()
+        simple = {
+            "int8": sa.SmallInteger(), "int16": sa.SmallInteger(), "int32": sa.Integer(),
+            "int64": sa.BigInteger(), "uint8": sa.SmallInteger(), "uint16": sa.Integer(),
+            "uint32": sa.BigInteger(), "uint64": sa.Numeric(20, 0),
+            "float32": sa.REAL(), "float64": sa.Double(), "bool": sa.Boolean(create_constraint=False),
+            "uuid": sa.Uuid(), "json": sa.JSON(), "bytes": self.bytes_type(), "date": sa.Date(),
+            "datetime": sa.DateTime(), "time": sa.Time(), "text": sa.Text(),
+        }
+        if n in simple and not (n == "datetime" and a):
+            return simple[n]
+        if n == "datetime":
+            return self.datetime_type(a[0])
+        if n == "char":
+            return sa.CHAR(a[0])
+        if n == "varchar":
+            return sa.String(a[0])
+        if n == "decimal":
+            return sa.Numeric(*a, asdecimal=True)
+        if n == "enum":
+            return sa.Enum(*a, native_enum=self.native_enum, create_constraint=True,
+                           name=f"{table}_{attr}_enum"[:63] if table else None, length=max(map(len, a)))
+        raise ValueError(f"no SQL type for {spec.text}")
+
+    def bytes_type(self) -> sa.types.TypeEngine:
+        return sa.LargeBinary()
+
+    def datetime_type(self, precision: int) -> sa.types.TypeEngine:
+        return sa.DateTime()
+
+    # --- comments -------------------------------------------------------------
+    def write_comments(self, conn: Connection, schema: str, table: str, table_comment: str,
+                       columns: dict[str, str]) -> None:
+        """Store comments where the catalog cannot (SQLite); catalogs get them from DDL."""
+
+    def read_comments(self, conn: Connection, schema: str, table: str) -> tuple[str, dict[str, str]]:
+        insp = sa.inspect(conn)
+        sa_schema, name = self.table_address(schema, table)
+        cols = {c["name"]: c.get("comment") or "" for c in insp.get_columns(name, schema=sa_schema)}
+        return (insp.get_table_comment(name, schema=sa_schema).get("text") or ""), cols
+
+    def drop_comments(self, conn: Connection, schema: str, table: str) -> None:
+        """Forget stored comments of a dropped table."""
+
+    # --- writes ---------------------------------------------------------------
+    def insert(self, table: sa.Table, mode: str | None, key: Iterable[str]) -> Any:
+        """An INSERT for executemany. mode: None, 'skip' (ignore duplicate keys) or
+        'replace' (overwrite secondary attributes of existing keys)."""
+        raise NotImplementedError
+
+    def bulk_insert(self, conn: Connection, table: sa.Table, rows: list[dict], mode: str | None,
+                    key: list[str]) -> None:
+        if rows:
+            conn.execute(self.insert(table, mode, key), rows)
+
+    def for_update_skip_locked(self, stmt: sa.Select) -> sa.Select:
+        return stmt.with_for_update(skip_locked=True)
+
+    # --- errors ---------------------------------------------------------------
+    def is_duplicate(self, exc: Exception) -> bool:
+        return False
+
+    def is_fk_violation(self, exc: Exception) -> bool:
+        return False

@@ -1,0 +1,71 @@
+"""MySQL 8 and MariaDB through pymysql: a DataJoint schema is a MySQL database."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Engine
+
+from .base import Adapter
+
+SYSTEM_DATABASES = {"information_schema", "mysql", "performance_schema", "sys"}
+
+
+class MySQLAdapter(Adapter):
+    name = "mysql"
+    native_enum = True
+
+    def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
+        query = dict(url.query)
+        query.setdefault("charset", "utf8mb4")
+        return super().create_engine(url.set(query=query), pool_recycle=3600, **kwargs)
+
+    def create_schema(self, conn, schema):
+        conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+
+    def drop_schema(self, conn, schema):
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{schema}`")
+
+    def list_schemas(self, conn):
+        names = [r[0] for r in conn.exec_driver_sql("SHOW DATABASES")]
+        return sorted(n for n in names if n not in SYSTEM_DATABASES)
+
+    def list_tables(self, conn, schema):
+        rows = conn.execute(sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s "
+                                    "AND table_type = 'BASE TABLE'"), {"s": schema})
+        return [r[0] for r in rows]
+
+    def sql_type(self, spec, table="", attr=""):
+        unsigned = {"uint8": mysql.TINYINT(unsigned=True), "uint16": mysql.SMALLINT(unsigned=True),
+                    "uint32": mysql.INTEGER(unsigned=True), "uint64": mysql.BIGINT(unsigned=True),
+                    "int8": mysql.TINYINT(), "float32": mysql.FLOAT(), "float64": mysql.DOUBLE()}
+        if not spec.is_codec and spec.name in unsigned:
+            return unsigned[spec.name]
+        if not spec.is_codec and spec.name == "bool":
+            return mysql.TINYINT()
+        return super().sql_type(spec, table, attr)
+
+    def bytes_type(self):
+        return mysql.LONGBLOB()
+
+    def datetime_type(self, precision):
+        return mysql.DATETIME(fsp=precision)
+
+    def insert(self, table: sa.Table, mode: str | None, key: Iterable[str]):
+        stmt = mysql.insert(table)
+        key = list(key)
+        if mode == "skip":
+            # a no-op update rather than INSERT IGNORE, which would also swallow bad values
+            return stmt.on_duplicate_key_update({key[0]: stmt.inserted[key[0]]})
+        if mode == "replace":
+            sec = {c.name: stmt.inserted[c.name] for c in table.columns if c.name not in key}
+            return stmt.on_duplicate_key_update(sec or {key[0]: stmt.inserted[key[0]]})
+        return stmt
+
+    def is_duplicate(self, exc):
+        return getattr(getattr(exc, "orig", None), "args", [None])[0] == 1062
+
+    def is_fk_violation(self, exc):
+        return getattr(getattr(exc, "orig", None), "args", [None])[0] in (1451, 1452)

@@ -1,0 +1,60 @@
+"""PostgreSQL through psycopg 3: a DataJoint schema is a PostgreSQL schema."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from .base import Adapter
+
+
+class PostgreSQLAdapter(Adapter):
+    name = "postgresql"
+
+    def create_schema(self, conn, schema):
+        conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+    def drop_schema(self, conn, schema):
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    def list_schemas(self, conn):
+        rows = conn.exec_driver_sql(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+            "AND nspname NOT IN ('information_schema', 'public') ORDER BY nspname")
+        return [r[0] for r in rows]
+
+    def list_tables(self, conn, schema):
+        rows = conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema})
+        return [r[0] for r in rows]
+
+    def sql_type(self, spec, table="", attr=""):
+        if not spec.is_codec and spec.name == "json":
+            return pg.JSONB()
+        if spec.is_codec and spec.external:
+            return pg.JSONB()
+        return super().sql_type(spec, table, attr)
+
+    def bytes_type(self):
+        return pg.BYTEA()
+
+    def datetime_type(self, precision):
+        return pg.TIMESTAMP(precision=precision)
+
+    def insert(self, table: sa.Table, mode: str | None, key: Iterable[str]):
+        stmt = pg.insert(table)
+        key = list(key)
+        if mode == "skip":
+            return stmt.on_conflict_do_nothing(index_elements=key)
+        if mode == "replace":
+            sec = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key}
+            return stmt.on_conflict_do_update(index_elements=key, set_=sec) if sec else \
+                stmt.on_conflict_do_nothing(index_elements=key)
+        return stmt
+
+    def is_duplicate(self, exc):
+        return getattr(getattr(exc, "orig", None), "sqlstate", None) == "23505"
+
+    def is_fk_violation(self, exc):
+        return getattr(getattr(exc, "orig", None), "sqlstate", None) == "23503"

@@ -1,0 +1,117 @@
+"""SQLite: the embedded default.
+
+One database file holds every schema; a table's SQL name is ``"schema.table"``.
+Attached files per schema were the alternative, but SQLite in WAL mode does not commit
+a transaction atomically across attached files, and a cascading delete across schemas
+must be atomic. SQLite has no column comments, so declared types and comments live in
+the ``~dj_comment`` table. WAL mode and a busy timeout let several processes (Dagster
+run workers) share the file; write transactions begin IMMEDIATE to take the write lock
+up front instead of failing on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, Engine
+
+from .base import Adapter
+
+COMMENTS = "~dj_comment"
+SCHEMAS = "~dj_schema"
+BUSY_TIMEOUT_S = 60
+
+
+class SQLiteAdapter(Adapter):
+    name = "sqlite"
+    supports_comments = False
+    skip_locked = False
+
+    def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
+        if url.database and url.database != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+                                  **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            write = conn.get_execution_options().get("dj_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'CREATE TABLE IF NOT EXISTS "{SCHEMAS}" (name TEXT PRIMARY KEY)')
+            conn.exec_driver_sql(
+                f'CREATE TABLE IF NOT EXISTS "{COMMENTS}" (tbl TEXT NOT NULL, col TEXT NOT NULL, '
+                "comment TEXT NOT NULL, PRIMARY KEY (tbl, col))")
+        return engine
+
+    def table_address(self, schema: str, table: str) -> tuple[str | None, str]:
+        return None, f"{schema}.{table}"
+
+    def create_schema(self, conn: Connection, schema: str) -> None:
+        conn.execute(sa.text(f'INSERT INTO "{SCHEMAS}" (name) VALUES (:n) ON CONFLICT DO NOTHING'), {"n": schema})
+
+    def drop_schema(self, conn: Connection, schema: str) -> None:
+        conn.execute(sa.text(f'DELETE FROM "{SCHEMAS}" WHERE name = :n'), {"n": schema})
+
+    def list_schemas(self, conn: Connection) -> list[str]:
+        return [r[0] for r in conn.execute(sa.text(f'SELECT name FROM "{SCHEMAS}" ORDER BY name'))]
+
+    def list_tables(self, conn: Connection, schema: str) -> list[str]:
+        rows = conn.execute(
+            sa.text("SELECT name FROM sqlite_master WHERE type='table' AND substr(name, 1, :n) = :p"),
+            {"n": len(schema) + 1, "p": schema + "."})
+        return [r[0][len(schema) + 1 :] for r in rows]
+
+    def sql_type(self, spec, table: str = "", attr: str = ""):
+        if spec.name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32") and not spec.is_codec:
+            return sa.Integer()  # SQLite integers are 64-bit; INTEGER keeps rowid semantics
+        return super().sql_type(spec, table, attr)
+
+    def write_comments(self, conn, schema, table, table_comment, columns):
+        tbl = f"{schema}.{table}"
+        rows = [{"t": tbl, "c": "", "m": table_comment}] + [{"t": tbl, "c": c, "m": m} for c, m in columns.items()]
+        conn.execute(sa.text(f'DELETE FROM "{COMMENTS}" WHERE tbl = :t'), {"t": tbl})
+        conn.execute(sa.text(f'INSERT INTO "{COMMENTS}" (tbl, col, comment) VALUES (:t, :c, :m)'), rows)
+
+    def read_comments(self, conn, schema, table):
+        rows = conn.execute(sa.text(f'SELECT col, comment FROM "{COMMENTS}" WHERE tbl = :t'),
+                            {"t": f"{schema}.{table}"}).all()
+        cols = {c: m for c, m in rows}
+        return cols.pop("", ""), cols
+
+    def drop_comments(self, conn, schema, table):
+        conn.execute(sa.text(f'DELETE FROM "{COMMENTS}" WHERE tbl = :t'), {"t": f"{schema}.{table}"})
+
+    def insert(self, table: sa.Table, mode: str | None, key: Iterable[str]):
+        stmt = sqlite_dialect.insert(table)
+        if mode == "skip":
+            return stmt.on_conflict_do_nothing()
+        if mode == "replace":
+            key = list(key)
+            sec = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key}
+            return stmt.on_conflict_do_update(index_elements=key, set_=sec) if sec else stmt.on_conflict_do_nothing()
+        return stmt
+
+    def for_update_skip_locked(self, stmt):
+        return stmt  # the IMMEDIATE transaction already holds the write lock
+
+    def is_duplicate(self, exc):
+        return "UNIQUE constraint failed" in str(exc)
+
+    def is_fk_violation(self, exc):
+        return "FOREIGN KEY constraint failed" in str(exc)

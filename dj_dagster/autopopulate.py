@@ -1,0 +1,230 @@
+"""populate(): compute every missing key of the key source, each in its own
+transaction, optionally sharing the work with other workers through the jobs table."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import logging
+import multiprocessing
+import time
+from typing import Any
+
+import numpy as np
+
+from .condition import AndList
+from .errors import DataJointError, IntegrityError
+
+log = logging.getLogger(__name__)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and bool(
+            np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+class AutoPopulate:
+    """Mixin for Imported and Computed tables."""
+
+    _key_source = None
+
+    # --- what to compute --------------------------------------------------------
+    @property
+    def key_source(self):
+        """Join of the primary-key projections of the primary foreign-key parents."""
+        override = type(self).__dict__.get("key_source") if False else None
+        del override
+        from .schema import table_object
+
+        parents = self._connection.dependencies.parents(self.full_table_name, primary=True)
+        if not parents:
+            raise DataJointError(f"{self.full_table_name} has no primary foreign keys to form a key source")
+        exprs = []
+        for name, data in parents:
+            parent = table_object(self._connection, name)
+            renames = {c: p for c, p in data["attr_map"].items() if c != p}
+            exprs.append(parent.proj(**renames))
+        return functools.reduce(lambda a, b: a * b, exprs)
+
+    def _todo(self, restrictions: tuple = ()):
+        source = self.key_source
+        if restrictions:
+            source = source & AndList(restrictions)
+        return source - self.proj()
+
+    @property
+    def code_version(self) -> str:
+        """A hash of the make source: recorded with each job, shown as Dagster's code version."""
+        parts = []
+        for name in ("make", "make_fetch", "make_compute", "make_insert"):
+            fn = getattr(type(self), name, None)
+            if fn is not None and fn is not getattr(AutoPopulate, name, None):
+                try:
+                    parts.append(inspect.getsource(fn))
+                except (OSError, TypeError):
+                    parts.append(getattr(fn, "__qualname__", name))
+        return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+    def progress(self, *restrictions, display: bool = False) -> tuple[int, int]:
+        source = self.key_source
+        if restrictions:
+            source = source & AndList(restrictions)
+        total = len(source)
+        remaining = len(source - self.proj())
+        if display:
+            print(f"{self.full_table_name}: completed {total - remaining} of {total}, {remaining} remaining")
+        return remaining, total
+
+    @property
+    def jobs(self):
+        from .jobs import Jobs
+
+        return Jobs(self)
+
+    # --- computing ----------------------------------------------------------------
+    def make(self, key: dict) -> None:
+        if self._three_part:
+            raise AssertionError("unreachable")
+        raise NotImplementedError(f"{type(self).__name__} must define make(key) or make_fetch/make_compute/"
+                                  "make_insert")
+
+    @property
+    def _three_part(self) -> bool:
+        cls = type(self)
+        return all(callable(getattr(cls, n, None)) for n in ("make_fetch", "make_compute", "make_insert")) and \
+            cls.make is AutoPopulate.make
+
+    def populate(self, *restrictions, suppress_errors: bool = False, return_exception_objects: bool = False,
+                 reserve_jobs: bool = False, max_calls: int | None = None, display_progress: bool = False,
+                 processes: int = 1, make_kwargs: dict | None = None, priority: int | None = None,
+                 order: str = "original", refresh: bool | None = None) -> dict:
+        """Compute missing keys; returns ``{'success_count': n, 'error_list': [(key, error)]}``."""
+        if self._connection.in_transaction:
+            raise DataJointError("populate() cannot run inside a transaction")
+        jobs = self.jobs if reserve_jobs else None
+        version = self.code_version
+        if jobs is not None:
+            jobs.refresh(*restrictions, priority=5 if priority is None else priority, version=version)
+            keys = jobs.pending_keys()
+            if restrictions:
+                allowed = {tuple(sorted(k.items())) for k in self._todo(restrictions).keys()}
+                keys = [k for k in keys if tuple(sorted(k.items())) in allowed]
+        else:
+            keys = self._todo(restrictions).keys()
+        if order == "reverse":
+            keys.reverse()
+        elif order == "random":
+            import random
+
+            random.shuffle(keys)
+        if max_calls is not None:
+            keys = keys[:max_calls]
+        if processes and processes > 1 and len(keys) > 1:
+            return self._populate_parallel(keys, processes, suppress_errors, reserve_jobs, make_kwargs,
+                                           display_progress)
+        return self._populate_keys(keys, jobs, suppress_errors, make_kwargs, display_progress, version)
+
+    def _populate_keys(self, keys, jobs, suppress_errors, make_kwargs, display_progress, version) -> dict:
+        success, errors = 0, []
+        bar = None
+        if display_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(keys), desc=type(self).__name__)
+        try:
+            for key in keys:
+                if jobs is not None and not jobs.reserve(key, version):
+                    if bar is not None:
+                        bar.update(1)
+                    continue
+                start = time.perf_counter()
+                try:
+                    done = self._make_one(key, make_kwargs or {})
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:
+                    if jobs is not None:
+                        jobs.error(key, exc, time.perf_counter() - start)
+                    if not suppress_errors:
+                        raise
+                    errors.append((key, exc))
+                    log.warning("%s: make(%s) failed: %s", self.full_table_name, key, exc)
+                else:
+                    if jobs is not None:
+                        jobs.complete(key, time.perf_counter() - start)
+                    success += int(done)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return {"success_count": success, "error_list": errors}
+
+    def _make_one(self, key: dict, make_kwargs: dict) -> bool:
+        from .table import _inside_make
+
+        conn = self._connection
+        names = frozenset([self.full_table_name] + [p for p in self._part_names()])
+        token = _inside_make.set(_inside_make.get() | names)
+        try:
+            if self._three_part:
+                fetched = self.make_fetch(key)
+                computed = self.make_compute(key, *_as_tuple(fetched), **make_kwargs)
+                with conn.transaction():
+                    if key in self.proj():
+                        return False
+                    again = self.make_fetch(key)
+                    if not _same(_as_tuple(fetched), _as_tuple(again)):
+                        raise IntegrityError(f"{self.full_table_name}: upstream data for {key} changed during "
+                                             "make_compute; the key will be retried")
+                    self.make_insert(key, *_as_tuple(computed))
+                return True
+            with conn.transaction():
+                if key in self.proj():
+                    return False
+                self.make(dict(key), **make_kwargs)
+            return True
+        finally:
+            _inside_make.reset(token)
+
+    def _part_names(self) -> list[str]:
+        prefix = f"{self.database}.{self.table_name}__"
+        return [n for n in self._connection.__dict__.get("classes", {}) if n.startswith(prefix)]
+
+    def _populate_parallel(self, keys, processes, suppress_errors, reserve_jobs, make_kwargs, display) -> dict:
+        ctx = multiprocessing.get_context("fork")
+        chunks = [keys[i::processes] for i in range(processes)]
+        with ctx.Pool(processes) as pool:
+            results = pool.starmap(_worker, [(type(self), chunk, suppress_errors, reserve_jobs, make_kwargs)
+                                             for chunk in chunks])
+        out = {"success_count": 0, "error_list": []}
+        for r in results:
+            out["success_count"] += r["success_count"]
+            out["error_list"] += [(k, DataJointError(msg)) for k, msg in r["error_list"]]
+        if out["error_list"] and not suppress_errors:
+            key, err = out["error_list"][0]
+            raise DataJointError(f"populate of {self.full_table_name} failed for {key}: {err}")
+        return out
+
+
+def _worker(cls, keys, suppress_errors, reserve_jobs, make_kwargs):
+    table = cls()
+    table._connection.engine.dispose(close=False)  # never share sockets across fork
+    jobs = table.jobs if reserve_jobs else None
+    result = table._populate_keys(keys, jobs, True, make_kwargs, False, table.code_version)
+    return {"success_count": result["success_count"],
+            "error_list": [(k, f"{type(e).__name__}: {e}") for k, e in result["error_list"]]}
+
+
+def _as_tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)

@@ -1,0 +1,126 @@
+"""Cascading delete and drop.
+
+The restriction of the table being deleted propagates to every descendant as SQL
+(semijoins on the foreign-key attributes, renamed ones included), the rows are
+counted, and deleted leaves first in one transaction, so the database never holds a
+result whose inputs are gone."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import sqlalchemy as sa
+
+from . import catalog, naming
+from .errors import DataJointError, IntegrityError
+from .settings import config
+
+log = logging.getLogger(__name__)
+
+
+def confirm(question: str) -> bool:
+    if sys.stdin is None or not sys.stdin.isatty():
+        return False
+    answer = input(f"{question} [yes/No]: ")
+    return answer.strip().lower() == "yes"
+
+
+def restricted_descendants(table) -> dict[str, object]:
+    """``full name -> restricted table`` for the table and all its descendants."""
+    from .schema import table_object
+
+    conn = table._connection
+    graph = conn.dependencies
+    order = graph.descendants(table.full_table_name)
+    restricted = {table.full_table_name: table}
+    for name in order[1:]:
+        conds = []
+        for parent, data in graph.parents(name):
+            if parent not in restricted:
+                continue
+            pexpr = restricted[parent]
+            renames = {c: p for c, p in data["attr_map"].items() if c != p}
+            conds.append(pexpr.proj(**renames) if renames else pexpr.proj())
+        child = table_object(conn, name)
+        restricted[name] = child & conds if conds else child & False
+    return restricted
+
+
+def cascade_delete(table, safemode: bool | None = None, part_integrity: str = "enforce",
+                   dry_run: bool = False) -> int:
+    if part_integrity not in ("enforce", "ignore"):
+        raise DataJointError(f"part_integrity must be 'enforce' or 'ignore', got {part_integrity!r}")
+    conn = table._connection
+    safemode = config.safemode if safemode is None else safemode
+    with conn.transaction() as tx:
+        restricted = restricted_descendants(table)
+        counts = {}
+        for name, expr in restricted.items():
+            counts[name] = len(expr)
+        if part_integrity == "enforce":
+            for name, n in counts.items():
+                master = naming.master_of(catalog.split_name(name)[1])
+                if n and master:
+                    master_full = f"{catalog.split_name(name)[0]}.{master}"
+                    if master_full not in restricted or counts.get(master_full, 0) == 0:
+                        raise IntegrityError(
+                            f"Cannot delete {n} row(s) from part table {name} without deleting from its master "
+                            f"{master_full}; delete from the master, or pass part_integrity='ignore'")
+        for name, n in counts.items():
+            if n:
+                log.info("delete %s: %d rows", name, n)
+        if dry_run:
+            tx.rollback() if False else None
+            return counts[table.full_table_name]
+        if safemode:
+            preview = "\n".join(f"  {name}: {n}" for name, n in counts.items() if n)
+            print(f"About to delete:\n{preview}")
+            if not confirm("Commit deletes?"):
+                raise _Cancelled()
+        for name in reversed(list(restricted)):
+            if counts[name]:
+                tx.execute(restricted[name]._delete_statement())
+    return counts[table.full_table_name]
+
+
+class _Cancelled(DataJointError):
+    pass
+
+
+def drop_tables(connection, names: list[str]) -> None:
+    """DROP the named tables (children first) and forget their catalog entries."""
+    adapter = connection.adapter
+    order = list(reversed(connection.dependencies.topo_sort(names)))
+    with connection.transaction() as tx:
+        for name in order:
+            schema, table = catalog.split_name(name)
+            for extra in (f"~~{table.lstrip('_#')}",):
+                sa_schema, sa_name = adapter.table_address(schema, extra)
+                tx.execute(sa.text(f"DROP TABLE IF EXISTS {_qualified(tx, sa_schema, sa_name)}"))
+                adapter.drop_comments(tx, schema, extra)
+            sa_schema, sa_name = adapter.table_address(schema, table)
+            tx.execute(sa.text(f"DROP TABLE IF EXISTS {_qualified(tx, sa_schema, sa_name)}"))
+            adapter.drop_comments(tx, schema, table)
+            connection.tables.pop(name, None)
+            connection.__dict__.get("classes", {}).pop(name, None)
+    connection.invalidate()
+
+
+def _qualified(tx, sa_schema, sa_name) -> str:
+    prep = tx.dialect.identifier_preparer
+    q = prep.quote_identifier(sa_name)
+    return f"{prep.quote_identifier(sa_schema)}.{q}" if sa_schema else q
+
+
+def drop_with_descendants(table, safemode: bool | None = None) -> None:
+    if table._where:
+        raise DataJointError("drop() applies to a whole table, not a restriction; use delete()")
+    conn = table._connection
+    names = conn.dependencies.descendants(table.full_table_name)
+    safemode = config.safemode if safemode is None else safemode
+    if safemode:
+        print("About to drop:\n" + "\n".join(f"  {n}" for n in names))
+        if not confirm("Proceed?"):
+            return
+    drop_tables(conn, names)

@@ -1,0 +1,213 @@
+"""Creating tables from definitions and reading them back from the database.
+
+The database is the source of truth: a table's heading is always rebuilt from the
+catalog (columns, keys, foreign keys, indexes) and the ``:type:comment`` column
+comments, whether the table was declared by a class here, by another process, or by
+datajoint-python."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from .declare import TableDef
+from .errors import DeclarationError, MissingTableError
+from .heading import Attribute, Heading
+from .types import parse_type
+
+
+@dataclass
+class ForeignKeyInfo:
+    parent: str  # "schema.table"
+    attr_map: dict[str, str]  # child -> parent attribute
+    primary: bool
+
+    @property
+    def renamed(self) -> bool:
+        return any(c != p for c, p in self.attr_map.items())
+
+
+@dataclass
+class TableInfo:
+    schema: str
+    name: str
+    heading: Heading
+    sa_table: sa.Table
+    comment: str = ""
+    foreign_keys: list[ForeignKeyInfo] = field(default_factory=list)
+    indexes: list[tuple[bool, tuple[str, ...]]] = field(default_factory=list)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def full_name(schema: str, table: str) -> str:
+    return f"{schema}.{table}"
+
+
+def split_name(name: str) -> tuple[str, str]:
+    schema, _, table = name.partition(".")
+    return schema, table
+
+
+def _query_table(connection, schema: str, table: str, attrs: list[Attribute]) -> sa.Table:
+    """The SQLAlchemy table used to build queries (typed columns, no constraints)."""
+    adapter = connection.adapter
+    sa_schema, sa_name = adapter.table_address(schema, table)
+    key = f"{sa_schema}.{sa_name}" if sa_schema else sa_name
+    if key in connection.metadata.tables:
+        connection.metadata.remove(connection.metadata.tables[key])
+    cols = [sa.Column(a.name, adapter.sql_type(a.type), primary_key=a.in_key, nullable=a.nullable)
+            for a in attrs]
+    return sa.Table(sa_name, connection.metadata, *cols, schema=sa_schema)
+
+
+def declare(connection, schema: str, table: str, definition: TableDef) -> None:
+    """CREATE TABLE with keys, foreign keys (ON UPDATE CASCADE ON DELETE RESTRICT),
+    indexes and comments."""
+    adapter = connection.adapter
+    md = sa.MetaData()
+    sa_schema, sa_name = adapter.table_address(schema, table)
+    parents = {}
+    for fk in definition.foreign_keys:
+        pinfo = fk.parent._info
+        if pinfo.full_name not in parents:
+            p_schema, p_name = adapter.table_address(pinfo.schema, pinfo.name)
+            parents[pinfo.full_name] = sa.Table(
+                p_name, md, *[sa.Column(a.name, adapter.sql_type(a.type), primary_key=True)
+                              for a in pinfo.heading if a.in_key], schema=p_schema)
+    columns = []
+    for a in definition.attributes:
+        kwargs = {}
+        if a.default is not None:
+            kwargs["server_default"] = _server_default(a, table)
+        columns.append(sa.Column(a.name, adapter.sql_type(a.type, sa_name, a.name), primary_key=a.in_key,
+                                 nullable=a.nullable or (a.default is not None and a.default.lower() == "null"),
+                                 comment=a.sql_comment if adapter.supports_comments else None,
+                                 autoincrement=False, **kwargs))
+    constraints = []
+    for fk in definition.foreign_keys:
+        ptable = parents[fk.parent._info.full_name]
+        constraints.append(sa.ForeignKeyConstraint(
+            list(fk.attr_map), [ptable.c[p] for p in fk.attr_map.values()],
+            onupdate="CASCADE", ondelete="RESTRICT"))
+    for unique, attrs in definition.indexes:
+        constraints.append(sa.Index(None, *attrs, unique=unique))
+    sa_table = sa.Table(sa_name, md, *columns, *constraints, schema=sa_schema,
+                        comment=definition.comment if adapter.supports_comments else None,
+                        mysql_engine="InnoDB")
+    for idx in list(sa_table.indexes):
+        if idx.name is None:
+            idx.name = f"{table.lstrip('_#')[:40]}_{'_'.join(c.name for c in idx.columns)}"[:60]
+    with connection.transaction() as conn:
+        try:
+            sa_table.create(conn)
+        except sa.exc.DBAPIError as exc:
+            raise DeclarationError(f"Cannot declare table {schema}.{table}: {getattr(exc, 'orig', exc)}") from None
+        adapter.write_comments(conn, schema, table, definition.comment,
+                               {a.name: a.sql_comment for a in definition.attributes})
+    connection.invalidate()
+
+
+def _server_default(a: Attribute, table: str):
+    text = a.default
+    if text.upper() == "CURRENT_TIMESTAMP":
+        return sa.text("CURRENT_TIMESTAMP")
+    if text[:1] in "'\"" and text[-1:] == text[:1]:
+        return text[1:-1]
+    if a.type.name == "bool":
+        return sa.text("1" if text.lower() in ("1", "true") else "0")
+    try:
+        float(text)
+    except ValueError:
+        raise DeclarationError(f"Table {table}: default {text!r} of attribute {a.name!r} must be quoted") from None
+    return sa.text(text)
+
+
+def _declared_type(comment: str, reflected_type) -> tuple:
+    if comment.startswith(":"):
+        _, type_text, rest = comment.split(":", 2)
+        return parse_type(type_text), rest
+    try:
+        return parse_type(str(reflected_type).lower()), comment
+    except DeclarationError:
+        return parse_type("bytes"), comment
+
+
+def load(connection, schema: str, table: str) -> TableInfo:
+    """Read a table's heading, keys and foreign keys from the database (cached)."""
+    key = full_name(schema, table)
+    cached = connection.tables.get(key)
+    if cached is not None:
+        return cached
+    adapter = connection.adapter
+    sa_schema, sa_name = adapter.table_address(schema, table)
+    with connection.reading() as conn:
+        insp = sa.inspect(conn)
+        if not insp.has_table(sa_name, schema=sa_schema):
+            raise MissingTableError(f"Table {key} does not exist")
+        columns = insp.get_columns(sa_name, schema=sa_schema)
+        pk = insp.get_pk_constraint(sa_name, schema=sa_schema).get("constrained_columns") or []
+        fks = insp.get_foreign_keys(sa_name, schema=sa_schema)
+        indexes = insp.get_indexes(sa_name, schema=sa_schema)
+        table_comment, comments = adapter.read_comments(conn, schema, table)
+    fk_infos = []
+    for fk in fks:
+        p_schema, p_table = _parent_of(adapter, fk, schema)
+        fk_infos.append(ForeignKeyInfo(full_name(p_schema, p_table),
+                                       dict(zip(fk["constrained_columns"], fk["referred_columns"])),
+                                       all(c in pk for c in fk["constrained_columns"])))
+    lineage = {}
+    for fk in fk_infos:
+        if fk.parent == key:
+            continue
+        p_schema, p_table = split_name(fk.parent)
+        parent = load(connection, p_schema, p_table)
+        for c, p in fk.attr_map.items():
+            lineage.setdefault(c, parent.heading[p].lineage)
+    attrs = []
+    by_name = {c["name"]: c for c in columns}
+    for name in pk + [c["name"] for c in columns if c["name"] not in pk]:
+        col = by_name[name]
+        spec, comment = _declared_type(comments.get(name, col.get("comment") or ""), col["type"])
+        default = col.get("default")
+        attrs.append(Attribute(
+            name=name, type=spec, in_key=name in pk, nullable=bool(col.get("nullable")) and name not in pk,
+            default=_normal_default(default), comment=comment,
+            lineage=lineage.get(name, f"{key}.{name}"), hidden=name.startswith("_")))
+    index_list = [(bool(i.get("unique")), tuple(i["column_names"])) for i in indexes
+                  if i.get("column_names") and not _is_fk_index(i, fk_infos)]
+    info = TableInfo(schema, table, Heading.of(attrs), _query_table(connection, schema, table, attrs),
+                     table_comment, fk_infos, index_list)
+    connection.tables[key] = info
+    return info
+
+
+def _is_fk_index(index: dict, fks: list[ForeignKeyInfo]) -> bool:
+    return not index.get("unique") and any(tuple(index["column_names"]) == tuple(f.attr_map) for f in fks)
+
+
+def _normal_default(default) -> str | None:
+    if default is None:
+        return None
+    text = str(default).split("::")[0]
+    if text.upper() in ("NULL",):
+        return None
+    if text.lower().startswith(("current_timestamp", "now()")):
+        return "CURRENT_TIMESTAMP"
+    return text
+
+
+def _parent_of(adapter, fk: dict, schema: str) -> tuple[str, str]:
+    referred_schema = fk.get("referred_schema")
+    referred = fk["referred_table"]
+    if referred_schema is None and "." in referred and adapter.name == "sqlite":
+        return split_name(referred)
+    return referred_schema or schema, referred
+
+
+def forget(connection, schema: str, table: str) -> None:
+    connection.tables.pop(full_name(schema, table), None)
+    connection.invalidate()

@@ -1,0 +1,76 @@
+"""Codec types ``<name>`` / ``<name@store>``: values that need encoding between Python
+and the database. Users add their own by subclassing :class:`Codec`; a codec may
+store through another codec (``dtype = "<blob>"``), so codecs chain."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .errors import DataJointError
+
+_REGISTRY: dict[str, "Codec"] = {}
+
+
+class Codec:
+    """Subclass with ``name``, ``dtype`` (what is stored: ``bytes``, ``json`` or another
+    codec type like ``<blob>``), ``encode`` and ``decode``."""
+
+    name: str = ""
+    dtype: str = "bytes"
+
+    def __init_subclass__(cls, register: bool = True, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if register and cls.name:
+            _REGISTRY[cls.name] = cls()
+
+    def encode(self, value: Any, *, key: dict | None = None, store: str | None = None, table=None,
+               attribute: str = "") -> Any:
+        raise NotImplementedError
+
+    def decode(self, stored: Any, *, key: dict | None = None, store: str | None = None, table=None,
+               attribute: str = "") -> Any:
+        raise NotImplementedError
+
+
+def get_codec(name: str) -> Codec:
+    if name not in _REGISTRY:
+        from . import builtin_codecs  # noqa: F401  (registers the built-ins)
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise DataJointError(f"Unknown codec <{name}>; known codecs: {sorted(_REGISTRY)}") from None
+
+
+def _chain(codec: Codec) -> list[Codec]:
+    chain = [codec]
+    while chain[-1].dtype.startswith("<"):
+        chain.append(get_codec(chain[-1].dtype.strip("<>").split("@")[0]))
+        if len(chain) > 10:
+            raise DataJointError(f"Codec <{codec.name}> chains too deep")
+    return chain
+
+
+def encoder_for(table, attr) -> Callable[[Any, dict], Any] | None:
+    if not attr.codec:
+        return None
+    chain = _chain(get_codec(attr.codec))
+    store = attr.type.store
+
+    def encode(value, key):
+        for c in chain:
+            value = c.encode(value, key=key, store=store, table=table, attribute=attr.name)
+        return value
+    return encode
+
+
+def decoder_for(expr, attr) -> Callable[[Any], Any] | None:
+    if not attr.codec:
+        return None
+    chain = list(reversed(_chain(get_codec(attr.codec))))
+    store = attr.type.store
+
+    def decode(stored):
+        for c in chain:
+            stored = c.decode(stored, store=store, table=expr, attribute=attr.name)
+        return stored
+    return decode

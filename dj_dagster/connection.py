@@ -1,0 +1,129 @@
+"""The connection: one SQLAlchemy engine, its backend adapter, and transactions.
+
+A transaction is per thread. Nested ``transaction()`` blocks join the outer one, so a
+``make`` that inserts into its table and its parts commits or rolls back as one."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection as SAConnection
+
+from . import settings
+from .adapters import Adapter, adapter_for
+from .errors import ConnectionError_
+
+
+def _safe_url(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+class Connection:
+    """Owns the engine; hands out the thread's current transaction connection."""
+
+    def __init__(self, url: str | sa.URL | None = None, **engine_kwargs: Any):
+        url = url or settings.config.get("database_url") or settings.default_database_url()
+        try:
+            self.url = sa.make_url(url)
+        except Exception:
+            raise ConnectionError_("Invalid database URL (not shown: it may hold a password)") from None
+        self.adapter: Adapter = adapter_for(self.url)
+        try:
+            self.engine = self.adapter.create_engine(self.url, **engine_kwargs)
+        except Exception as exc:  # the driver's message may embed the URL
+            raise ConnectionError_(f"Cannot open {_safe_url(self.url)}: {type(exc).__name__}") from None
+        self.metadata = sa.MetaData()
+        self.tables: dict[str, Any] = {}  # "schema.table" -> Table instance (bound to this connection)
+        self._local = threading.local()
+        self._graph = None
+
+    def __repr__(self) -> str:
+        return f"Connection({_safe_url(self.url)!r})"
+
+    @property
+    def backend(self) -> str:
+        return self.adapter.name
+
+    # --- transactions ---------------------------------------------------------
+    @property
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[SAConnection]:
+        """Join the thread's transaction, or begin one (committed on success)."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        try:
+            conn = self.engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise ConnectionError_(f"Cannot connect to {_safe_url(self.url)}: {exc.orig}") from None
+        if write:
+            conn.execution_options(dj_write=True)
+        self._local.conn = conn
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            self._local.conn = None
+            conn.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[SAConnection]:
+        """The current transaction's connection, or a short-lived read connection."""
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        with self.transaction(write=False) as conn:
+            yield conn
+
+    def execute(self, stmt: Any, params: Any = None) -> sa.CursorResult:
+        """Run a write statement inside the current (or a new) transaction."""
+        with self.transaction() as conn:
+            return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
+
+    def query_all(self, stmt: Any, params: Any = None) -> list:
+        with self.reading() as conn:
+            return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).all()
+
+    def scalar(self, stmt: Any, params: Any = None) -> Any:
+        with self.reading() as conn:
+            return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).scalar()
+
+    # --- dependencies ---------------------------------------------------------
+    @property
+    def dependencies(self):
+        from .dependencies import Dependencies
+
+        if self._graph is None:
+            self._graph = Dependencies(self)
+        return self._graph
+
+    def invalidate(self) -> None:
+        """Forget cached catalog facts after DDL."""
+        if self._graph is not None:
+            self._graph.clear()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+_default: Connection | None = None
+_lock = threading.Lock()
+
+
+def conn(url: str | sa.URL | None = None, reset: bool = False, **engine_kwargs: Any) -> Connection:
+    """The process-wide default connection; ``conn(url)`` or ``reset=True`` replaces it."""
+    global _default
+    with _lock:
+        if _default is None or reset or url is not None:
+            if _default is not None:
+                _default.close()
+            _default = Connection(url, **engine_kwargs)
+        return _default

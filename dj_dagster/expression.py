@@ -1,0 +1,465 @@
+"""Query expressions: DataJoint's algebra as an immutable tree compiled to SQLAlchemy
+Core. Each expression holds a FROM clause, the SQL expression of each attribute,
+WHERE clauses, and optionally grouping, DISTINCT and an order/limit. An operator
+extends the expression in place when SQL allows it and wraps it as a named subquery
+only when it must (after grouping, limits or distinct, or when text refers to
+computed attributes)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import replace
+from typing import Any, Iterator
+
+import sqlalchemy as sa
+
+from .condition import AndList, Not, Top, make_condition
+from .errors import DataJointError, QueryError, SemanticJoinError
+from .fetch import FetchMixin
+from .heading import Attribute, Heading
+from .sqltext import SQLTextError, referenced_columns, translate
+from .types import parse_type
+
+_alias_counter = itertools.count()
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+UNKNOWN_TYPE = parse_type("float64")
+
+
+def next_alias() -> str:
+    return f"_q{next(_alias_counter)}"
+
+
+class QueryExpression(FetchMixin):
+    """Immutable: every operator returns a new expression."""
+
+    _connection = None
+    _heading: Heading | None = None
+    _from = None
+    _cols: dict[str, Any] | None = None
+    _aliases: frozenset = frozenset()
+    _where: list = []
+    _group_by: list | None = None
+    _distinct: bool = False
+    _order_by: list | None = None
+    _limit: int | None = None
+    _offset: int = 0
+
+    # --- plumbing -------------------------------------------------------------
+    @property
+    def connection(self):
+        return self._connection
+
+    @property
+    def heading(self) -> Heading:
+        return self._heading
+
+    @property
+    def primary_key(self) -> list[str]:
+        return self.heading.primary_key
+
+    @property
+    def dialect(self) -> str:
+        return self._connection.engine.dialect.name
+
+    def _copy(self) -> "QueryExpression":
+        new = copy.copy(self)
+        new._cols = dict(self._cols)
+        new._where = list(self._where)
+        return new
+
+    def _as_plain(self) -> "QueryExpression":
+        """A generic expression with the same content (tables become queries)."""
+        new = QueryExpression.__new__(QueryExpression)
+        new.__dict__.update({k: v for k, v in self.__dict__.items()
+                             if k in ("_connection", "_heading", "_from", "_cols", "_aliases", "_where",
+                                      "_group_by", "_distinct", "_order_by", "_limit", "_offset")})
+        new._heading = self.heading
+        new._cols = dict(self._cols)
+        new._where = list(self._where)
+        return new
+
+    @property
+    def _complex(self) -> bool:
+        return self._group_by is not None or self._distinct or self._limit is not None or bool(self._offset)
+
+    def make_sql(self, attrs: list[str] | None = None, distinct: bool | None = None) -> sa.Select:
+        names = attrs if attrs is not None else list(self._cols)
+        stmt = sa.select(*[self._cols[n].label(n) for n in names]).select_from(self._from)
+        if self._where:
+            stmt = stmt.where(*self._where)
+        if self._group_by is not None:
+            stmt = stmt.group_by(*self._group_by)
+        if self._distinct if distinct is None else distinct:
+            stmt = stmt.distinct()
+        if self._order_by:
+            stmt = stmt.order_by(*self._order_by)
+        if self._limit is not None:
+            stmt = stmt.limit(self._limit)
+        if self._offset:
+            stmt = stmt.offset(self._offset)
+        return stmt
+
+    def _wrapped(self) -> "QueryExpression":
+        """This expression as a named subquery: a fresh, simple expression."""
+        sub = self.make_sql().subquery(next_alias())
+        new = QueryExpression.__new__(QueryExpression)
+        new._connection = self._connection
+        new._heading = self._heading
+        new._from = sub
+        new._cols = {n: sub.c[n] for n in self._cols}
+        new._aliases = frozenset([sub.name])
+        new._where = []
+        return new
+
+    def _plain_columns(self) -> dict[str, str]:
+        """Attributes that are same-named columns of a named FROM element: name -> alias."""
+        out = {}
+        for name, col in self._cols.items():
+            table = getattr(col, "table", None)
+            if isinstance(col, sa.Column) or (hasattr(col, "name") and table is not None and
+                                               getattr(table, "name", None) in self._aliases):
+                if getattr(col, "name", None) == name and getattr(table, "name", None) in self._aliases:
+                    out[name] = table.name
+        return out
+
+    def _text(self, text: str, kind: str) -> tuple["QueryExpression", Any]:
+        """Translate user SQL text; wrap first if it names a non-plain attribute."""
+        try:
+            refs = referenced_columns(text)
+        except SQLTextError as exc:
+            raise QueryError(str(exc)) from None
+        expr = self
+        plain = expr._plain_columns()
+        if any(r in expr._cols and r not in plain for r in refs) or (kind == "condition" and expr._complex):
+            expr = expr._wrapped()
+            plain = expr._plain_columns()
+        try:
+            sql = translate(text, self.dialect, qualify=plain, kind=kind)
+        except SQLTextError as exc:
+            raise QueryError(str(exc)) from None
+        return expr, sql
+
+    def _text_condition(self, text: str):
+        # Only called when self is already simple enough (see restrict).
+        _, sql = self._text(text, "condition")
+        return sa.text(f"({sql})")
+
+    def _semijoin_clause(self, other: "QueryExpression"):
+        common = [n for n in self.heading.names if n in other.heading.attributes]
+        if isinstance(other, U):
+            raise QueryError("Cannot restrict by U(...)")
+        if not common:
+            return sa.exists(other.make_sql([next(iter(other._cols))]).subquery(next_alias()).select())
+        sub = other.make_sql(common).subquery(next_alias())
+        return sa.exists(sa.select(sa.literal(1)).select_from(sub).where(
+            *[sub.c[n] == self._cols[n] for n in common]))
+
+    # --- restriction ----------------------------------------------------------
+    def restrict(self, cond: Any, negate: bool = False) -> "QueryExpression":
+        if isinstance(cond, Top):
+            if negate:
+                raise QueryError("Top cannot be used with '-'")
+            expr = self._wrapped() if self._limit is not None or self._offset else self._copy()
+            expr._order_by = expr._order_clauses(cond.order_by)
+            expr._limit, expr._offset = cond.limit, cond.offset
+            return expr
+        expr = self._wrapped() if self._complex else self._copy()
+        if isinstance(cond, str):
+            expr, sql = expr._text(cond, "condition")
+            expr = expr._copy() if expr is not self else expr
+            clause = sa.text(f"({sql})")
+        else:
+            clause = make_condition(expr, cond)
+        expr._where.append(sa.not_(clause) if negate else clause)
+        return expr
+
+    def __and__(self, cond: Any) -> "QueryExpression":
+        return self.restrict(cond)
+
+    def __sub__(self, cond: Any) -> "QueryExpression":
+        return self.restrict(cond, negate=True)
+
+    def __xor__(self, cond: Any) -> "QueryExpression":
+        return self.restrict(cond)
+
+    def _order_clauses(self, order_by: list[str] | str | None) -> list:
+        if order_by is None:
+            return []
+        items = [order_by] if isinstance(order_by, str) else list(order_by)
+        out = []
+        for item in items:
+            for part in str(item).split(","):
+                words = part.strip().split()
+                if not words:
+                    continue
+                direction = words[1].lower() if len(words) > 1 else "asc"
+                if len(words) > 2 or direction not in ("asc", "desc"):
+                    raise QueryError(f"Cannot order by {part.strip()!r}: use 'attribute [asc|desc]' or 'KEY'")
+                names = self.primary_key if words[0].upper() == "KEY" else [words[0]]
+                for name in names:
+                    if name not in self._cols:
+                        raise QueryError(f"Cannot order by unknown attribute {name!r}")
+                    col = self._cols[name]
+                    out.append(col.desc() if direction == "desc" else col.asc())
+        return out
+
+    # --- projection -----------------------------------------------------------
+    def proj(self, *attributes: Any, **named: str) -> "QueryExpression":
+        heading = self.heading
+        names = [a for a in attributes if a is not Ellipsis]
+        keep_all = Ellipsis in attributes
+        excluded = {a[1:].strip() for a in names if isinstance(a, str) and a.startswith("-")}
+        names = [a for a in names if not (isinstance(a, str) and a.startswith("-"))]
+        for a in list(names) + list(excluded):
+            if not isinstance(a, str) or a not in heading.attributes:
+                raise QueryError(f"Cannot project unknown attribute {a!r}; attributes are {heading.names}")
+        for a in excluded:
+            if heading[a].in_key:
+                raise QueryError(f"Cannot exclude primary-key attribute {a!r}")
+        renamed_from = {}
+        computed = {}
+        for new, source in named.items():
+            if not _IDENT.match(new):
+                raise QueryError(f"Invalid attribute name {new!r} in proj")
+            if isinstance(source, str) and source.strip() in heading.attributes:
+                renamed_from[new] = source.strip()
+            else:
+                computed[new] = source
+        expr = self
+        if computed:
+            refs = set().union(*[referenced_columns(s) for s in computed.values()])
+            plain = expr._plain_columns()
+            if expr._complex or any(r in expr._cols and r not in plain for r in refs):
+                expr = expr._wrapped()
+        new = expr._as_plain()
+        cols: dict[str, Any] = {}
+        attrs: list[Attribute] = []
+        renamed_sources = set(renamed_from.values())
+        for a in heading:
+            if a.in_key and a.name not in renamed_sources:
+                cols[a.name], _ = expr._cols[a.name], attrs.append(a)
+        for newname, src in renamed_from.items():
+            cols[newname] = expr._cols[src]
+            attrs.append(replace(heading[src], name=newname))
+        for a in heading:
+            if a.in_key or a.name in cols or a.name in renamed_sources and a.name not in names:
+                continue
+            if (keep_all and a.name not in excluded and not a.hidden) or a.name in names:
+                cols[a.name] = expr._cols[a.name]
+                attrs.append(a)
+        plain = expr._plain_columns()
+        for newname, text in computed.items():
+            try:
+                sql = translate(str(text), self.dialect, qualify=plain, kind="expression")
+            except SQLTextError as exc:
+                raise QueryError(str(exc)) from None
+            cols[newname] = sa.literal_column(f"({sql})")
+            attrs.append(Attribute(newname, UNKNOWN_TYPE, computed=True))
+        new._cols = cols
+        new._heading = Heading.of(attrs)
+        return new
+
+    # --- join -----------------------------------------------------------------
+    def join(self, other: Any, semantic_check: bool = True, left: bool = False) -> "QueryExpression":
+        if isinstance(other, type):
+            other = other()
+        if isinstance(other, U):
+            return other.join(self) if not left else _fail("Cannot left-join with U")
+        if not isinstance(other, QueryExpression):
+            raise QueryError(f"Cannot join with {other!r}")
+        common = [n for n in self.heading.all_names if n in other.heading.attributes]
+        if semantic_check:
+            for n in common:
+                la, lb = self.heading[n].lineage, other.heading[n].lineage
+                if la != lb:
+                    raise SemanticJoinError(
+                        f"Cannot join on attribute {n!r}: its lineage differs ({la} vs {lb}). "
+                        "Rename it with proj() or use join(..., semantic_check=False).")
+        a = self._wrapped() if self._complex else self
+        b = other._wrapped() if (other._complex or (left and other._where) or other._aliases & a._aliases) else other
+        onclause = sa.and_(sa.true(), *[a._cols[n] == b._cols[n] for n in common])
+        new = a._as_plain()
+        new._from = a._from.join(b._from, onclause, isouter=left)
+        new._cols = {**a._cols, **{n: c for n, c in b._cols.items() if n not in a._cols}}
+        new._aliases = a._aliases | b._aliases
+        new._where = list(a._where) + ([] if left else list(b._where))
+        attrs = [a_ for a_ in self.heading]
+        pk_b = set(other.primary_key)
+        attrs = [replace(x, in_key=x.in_key or x.name in pk_b) for x in attrs]
+        attrs += [replace(x, nullable=x.nullable or left) for x in other.heading if x.name not in self.heading]
+        if left:
+            attrs = [replace(x, in_key=x.in_key and x.name in self.primary_key) for x in attrs]
+        attrs.sort(key=lambda x: not x.in_key)
+        new._heading = Heading.of(attrs)
+        return new
+
+    def __mul__(self, other: Any) -> "QueryExpression":
+        return self.join(other)
+
+    # --- aggregation ----------------------------------------------------------
+    def aggr(self, group: Any, *attributes: Any, exclude_nonmatching: bool = False, keep_all_rows=None,
+             **named: str) -> "QueryExpression":
+        if keep_all_rows is not None:
+            exclude_nonmatching = not keep_all_rows
+        if isinstance(group, type):
+            group = group()
+        a = self.proj(*attributes) if attributes else self
+        a_sub = a.make_sql().subquery(next_alias())
+        g_sub = group.make_sql().subquery(next_alias())
+        common = [n for n in a.heading.all_names if n in group.heading.attributes]
+        on = sa.and_(sa.true(), *[a_sub.c[n] == g_sub.c[n] for n in common])
+        qualify = {n: g_sub.name for n in group._cols}
+        qualify.update({n: a_sub.name for n in a._cols})
+        new = a._as_plain()
+        new._from = a_sub.join(g_sub, on, isouter=not exclude_nonmatching)
+        new._cols = {n: a_sub.c[n] for n in a._cols}
+        attrs = list(a.heading)
+        for name, text in named.items():
+            if not _IDENT.match(name):
+                raise QueryError(f"Invalid attribute name {name!r} in aggr")
+            text = _count_star(str(text), g_sub, group.primary_key, exclude_nonmatching, self.dialect)
+            try:
+                sql = translate(text, self.dialect, qualify=qualify, kind="expression")
+            except SQLTextError as exc:
+                raise QueryError(str(exc)) from None
+            new._cols[name] = sa.literal_column(f"({sql})")
+            attrs.append(Attribute(name, UNKNOWN_TYPE, computed=True))
+        new._aliases = frozenset([a_sub.name, g_sub.name])
+        new._where = []
+        new._group_by = [a_sub.c[n] for n in a._cols]
+        new._distinct, new._order_by, new._limit, new._offset = False, None, None, 0
+        new._heading = Heading.of(attrs)
+        return new
+
+    # --- union ----------------------------------------------------------------
+    def __add__(self, other: Any) -> "QueryExpression":
+        if isinstance(other, type):
+            other = other()
+        if set(self.primary_key) != set(other.primary_key):
+            raise QueryError("Union requires the same primary key on both sides")
+        shared = set(self.heading.secondary_attributes) & set(other.heading.secondary_attributes)
+        if set(self.heading.names) != set(other.heading.names):
+            raise QueryError("Union of expressions with different attributes is not supported; project both "
+                             "to the same attributes first")
+        names = self.heading.names
+        u = sa.union(self.make_sql(names), other.make_sql(names)).subquery(next_alias())
+        new = self._as_plain()
+        new._from = u
+        new._cols = {n: u.c[n] for n in names}
+        new._aliases = frozenset([u.name])
+        new._where, new._group_by, new._distinct, new._order_by, new._limit, new._offset = [], None, False, None, None, 0
+        del shared
+        return new
+
+    # --- introspection -----------------------------------------------------------
+    def __len__(self) -> int:
+        if self._complex or self._distinct:
+            stmt = sa.select(sa.func.count()).select_from(self.make_sql().subquery())
+        else:
+            stmt = sa.select(sa.func.count()).select_from(self._from).where(*self._where)
+        return int(self._connection.scalar(stmt))
+
+    def __bool__(self) -> bool:
+        stmt = sa.select(sa.exists(self.make_sql([next(iter(self._cols))]).subquery().select()))
+        return bool(self._connection.scalar(stmt))
+
+    def __contains__(self, key: Any) -> bool:
+        return bool(self & key)
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.to_dicts())
+
+    def __repr__(self) -> str:
+        from .preview import text_preview
+
+        try:
+            return text_preview(self)
+        except DataJointError as exc:
+            return f"<{type(self).__name__}: {exc}>"
+
+    def _repr_html_(self) -> str:
+        from .preview import html_preview
+
+        return html_preview(self)
+
+    @property
+    def sql(self) -> str:
+        return str(self.make_sql().compile(self._connection.engine, compile_kwargs={"literal_binds": False}))
+
+
+def _fail(msg: str):
+    raise QueryError(msg)
+
+
+_COUNT_STAR = re.compile(r"count\s*\(\s*\*\s*\)", re.I)
+
+
+def _count_star(text: str, g_sub, group_pk: list[str], exclude: bool, dialect: str) -> str:
+    """With a left join, ``count(*)`` counts matching rows of the group (0 for none)."""
+    if exclude or not group_pk:
+        return text
+    return _COUNT_STAR.sub(f"count(`{g_sub.name}`.`{group_pk[0]}`)", text)
+
+
+class U(QueryExpression):
+    """The universal set over named attributes: distinct values and grouping."""
+
+    def __init__(self, *attributes: str):
+        for a in attributes:
+            if not isinstance(a, str) or not _IDENT.match(a):
+                raise QueryError(f"U() takes attribute names, got {a!r}")
+        self._attributes = list(attributes)
+
+    @property
+    def primary_key(self) -> list[str]:
+        return list(self._attributes)
+
+    def restrict(self, cond: Any, negate: bool = False) -> QueryExpression:
+        if negate or not isinstance(cond, QueryExpression):
+            raise QueryError("U(...) can only be restricted by a query: U('a') & Table")
+        missing = [a for a in self._attributes if a not in cond.heading.attributes]
+        if missing:
+            raise QueryError(f"U{tuple(self._attributes)} & query: query lacks {missing}")
+        expr = cond.proj(*[a for a in self._attributes if not cond.heading[a].in_key])
+        expr._cols = {a: expr._cols[a] for a in self._attributes}
+        expr._heading = Heading.of(replace(cond.heading[a], in_key=True) for a in self._attributes)
+        expr._distinct = True
+        return expr
+
+    def join(self, other: Any, semantic_check: bool = True, left: bool = False) -> QueryExpression:
+        expr = other if isinstance(other, QueryExpression) else other()
+        missing = [a for a in self._attributes if a not in expr.heading.attributes]
+        if missing:
+            raise QueryError(f"U{tuple(self._attributes)} * query: query lacks {missing}")
+        new = expr._as_plain()
+        new._heading = Heading.of(replace(a, in_key=a.in_key or a.name in self._attributes) for a in expr.heading)
+        return new
+
+    def aggr(self, group: Any, *attributes: Any, exclude_nonmatching: bool = False, keep_all_rows=None,
+             **named: str) -> QueryExpression:
+        if isinstance(group, type):
+            group = group()
+        g = group._wrapped() if group._complex else group
+        new = g._as_plain()
+        plain = g._plain_columns()
+        cols = {a: g._cols[a] for a in self._attributes}
+        attrs = [replace(g.heading[a], in_key=True) for a in self._attributes]
+        for name, text in named.items():
+            try:
+                sql = translate(str(text), g.dialect, qualify=plain, kind="expression")
+            except SQLTextError as exc:
+                raise QueryError(str(exc)) from None
+            cols[name] = sa.literal_column(f"({sql})")
+            attrs.append(Attribute(name, UNKNOWN_TYPE, computed=True))
+        new._cols = cols
+        new._group_by = [g._cols[a] for a in self._attributes]
+        new._heading = Heading.of(attrs)
+        return new
+
+    def __repr__(self) -> str:
+        return f"U{tuple(self._attributes)}"
+
+
+__all__ = ["QueryExpression", "U", "AndList", "Not", "Top"]

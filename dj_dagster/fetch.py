@@ -1,0 +1,136 @@
+"""Fetch methods shared by every query expression: rows out of the database into
+dicts, pandas, numpy, with codec values decoded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataJointError, QueryError
+
+
+class FetchMixin:
+    def _fetch_rows(self, attrs: list[str] | None, order_by=None, limit=None, offset=None) -> tuple[list[str], list]:
+        expr = self
+        names = list(attrs) if attrs is not None else expr.heading.names
+        for n in names:
+            if n not in expr._cols:
+                raise QueryError(f"Unknown attribute {n!r}; attributes are {expr.heading.names}")
+        if order_by is not None or limit is not None or offset:
+            if expr._limit is not None or expr._offset:
+                expr = expr._wrapped()
+            stmt = expr.make_sql(names)
+            if order_by is not None:
+                stmt = stmt.order_by(None).order_by(*expr._order_clauses(order_by))
+            elif limit is not None and not expr._order_by:
+                stmt = stmt.order_by(*expr._order_clauses("KEY")) if expr.primary_key else stmt
+            if limit is not None:
+                stmt = stmt.limit(int(limit))
+            if offset:
+                stmt = stmt.offset(int(offset))
+        else:
+            stmt = expr.make_sql(names)
+        rows = self._connection.query_all(stmt)
+        return names, self._decode(names, rows)
+
+    def _decode(self, names: list[str], rows: list) -> list:
+        from .codecs import decoder_for
+
+        decoders = [(i, decoder_for(self, self.heading[n])) for i, n in enumerate(names) if n in self.heading]
+        decoders = [(i, d) for i, d in decoders if d is not None]
+        if not decoders:
+            return rows
+        out = []
+        for row in rows:
+            row = list(row)
+            for i, dec in decoders:
+                if row[i] is not None:
+                    row[i] = dec(row[i])
+            out.append(row)
+        return out
+
+    # --- 2.x fetch API --------------------------------------------------------
+    def to_dicts(self, order_by=None, limit=None, offset=None) -> list[dict]:
+        names, rows = self._fetch_rows(None, order_by, limit, offset)
+        return [dict(zip(names, r)) for r in rows]
+
+    def to_pandas(self, order_by=None, limit=None, offset=None) -> pd.DataFrame:
+        names, rows = self._fetch_rows(None, order_by, limit, offset)
+        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=names)
+        pk = [n for n in self.primary_key if n in names]
+        return frame.set_index(pk) if pk else frame
+
+    def to_arrays(self, *attrs: str, order_by=None, limit=None, offset=None, include_key: bool = False):
+        if include_key:
+            attrs = tuple(self.primary_key) + tuple(a for a in attrs if a not in self.primary_key)
+        names, rows = self._fetch_rows(list(attrs) or None, order_by, limit, offset)
+        if attrs:
+            columns = list(zip(*rows)) if rows else [() for _ in names]
+            arrays = tuple(_column_array(c) for c in columns)
+            return arrays[0] if len(arrays) == 1 else arrays
+        return _records(names, rows)
+
+    def keys(self, order_by=None, limit=None, offset=None) -> list[dict]:
+        names, rows = self._fetch_rows(self.primary_key, order_by, limit, offset)
+        return [dict(zip(names, r)) for r in rows]
+
+    def fetch1(self, *attrs: str, squeeze: bool = False):
+        names, rows = self._fetch_rows(list(attrs) if attrs else None, limit=2 if False else None)
+        if len(rows) != 1:
+            raise DataJointError(f"fetch1 expects exactly one row, the query has {len(rows)}")
+        row = rows[0]
+        if not attrs:
+            return dict(zip(names, row))
+        if len(attrs) == 1:
+            return row[0]
+        return tuple(row)
+
+    def head(self, limit: int = 25, **kwargs) -> list[dict]:
+        return self.to_dicts(order_by=kwargs.pop("order_by", "KEY"), limit=limit)
+
+    def tail(self, limit: int = 25, **kwargs) -> list[dict]:
+        order = kwargs.pop("order_by", "KEY")
+        desc = [f"{o} DESC" if "desc" not in o.lower() else o.replace("DESC", "").replace("desc", "")
+                for o in ([order] if isinstance(order, str) else order)]
+        return list(reversed(self.to_dicts(order_by=desc, limit=limit)))
+
+    def fetch(self, *attrs: str, as_dict: bool | None = None, format: str | None = None, order_by=None,
+              limit=None, offset=None, squeeze: bool = False):
+        """The 1.x-style fetch, kept so old code runs."""
+        if attrs and attrs[0] == "KEY" and len(attrs) == 1:
+            return self.keys(order_by=order_by, limit=limit, offset=offset)
+        if format == "frame":
+            return self.to_pandas(order_by=order_by, limit=limit, offset=offset)
+        if as_dict:
+            if attrs:
+                names, rows = self._fetch_rows(list(attrs), order_by, limit, offset)
+                return [dict(zip(names, r)) for r in rows]
+            return self.to_dicts(order_by=order_by, limit=limit, offset=offset)
+        if attrs:
+            result = self.to_arrays(*attrs, order_by=order_by, limit=limit, offset=offset)
+            return (result,) if len(attrs) == 1 and False else result
+        return self.to_arrays(order_by=order_by, limit=limit, offset=offset)
+
+
+def _column_array(values) -> np.ndarray:
+    try:
+        arr = np.array(values)
+        if arr.dtype.kind in "biufcUSMm" and arr.ndim == 1:
+            return arr
+    except Exception:
+        pass
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(values)
+    return arr
+
+
+def _records(names: list[str], rows: list) -> np.ndarray:
+    columns = list(zip(*rows)) if rows else [[] for _ in names]
+    arrays = [_column_array(c) for c in columns]
+    dtype = [(n, a.dtype if a.dtype.kind in "biufcUSMm" else object) for n, a in zip(names, arrays)]
+    out = np.empty(len(rows), dtype=dtype)
+    for n, a in zip(names, arrays):
+        out[n] = a
+    return out

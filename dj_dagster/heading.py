@@ -1,0 +1,90 @@
+"""Headings: the ordered attributes of a table or query result, with their declared
+types, key membership and lineage (the table.attribute where each value originates)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Iterator
+
+from .types import TypeSpec
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    type: TypeSpec
+    in_key: bool = False
+    nullable: bool = False
+    default: str | None = None  # SQL default text as declared; None: no default
+    comment: str = ""
+    lineage: str | None = None  # "schema.table.attr" of origin; None for computed values
+    computed: bool = False  # defined by an expression in a projection/aggregation
+    hidden: bool = False  # leading underscore: not fetched unless asked
+
+    @property
+    def codec(self) -> str | None:
+        return self.type.name if self.type.is_codec else None
+
+    @property
+    def sql_comment(self) -> str:
+        """Column comment as stored in the database: ``:type:comment``."""
+        return f":{self.type.text}:{self.comment}"
+
+    def definition_line(self) -> str:
+        default = ""
+        if self.nullable and self.default is None:
+            default = " = null"
+        elif self.default is not None:
+            default = f" = {self.default}"
+        comment = f"  # {self.comment}" if self.comment else ""
+        return f"{self.name}{default} : {self.type.text}{comment}"
+
+    def renamed(self, name: str) -> "Attribute":
+        return replace(self, name=name)
+
+
+@dataclass
+class Heading:
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, attrs: Iterable[Attribute]) -> "Heading":
+        return cls({a.name: a for a in attrs})
+
+    def __iter__(self) -> Iterator[Attribute]:
+        return iter(self.attributes.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.attributes
+
+    def __getitem__(self, name: str) -> Attribute:
+        return self.attributes[name]
+
+    def __len__(self) -> int:
+        return len(self.attributes)
+
+    @property
+    def names(self) -> list[str]:
+        return [a.name for a in self if not a.hidden]
+
+    @property
+    def all_names(self) -> list[str]:
+        return list(self.attributes)
+
+    @property
+    def primary_key(self) -> list[str]:
+        return [a.name for a in self if a.in_key]
+
+    @property
+    def secondary_attributes(self) -> list[str]:
+        return [a.name for a in self if not a.in_key and not a.hidden]
+
+    @property
+    def blobs(self) -> list[str]:
+        return [a.name for a in self if a.codec]
+
+    def __repr__(self) -> str:
+        lines = [a.definition_line() for a in self if a.in_key]
+        lines.append("---")
+        lines += [a.definition_line() for a in self if not a.in_key]
+        return "\n".join(lines)

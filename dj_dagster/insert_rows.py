@@ -1,0 +1,294 @@
+"""Rows in: accept every shape users pass (dicts, sequences, numpy records, DataFrames,
+CSV paths), check each value against its declared type, and encode codec values.
+Every problem names the table, the row and the attribute."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+INT_RANGES = {
+    "int8": (-(2**7), 2**7 - 1), "int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1), "uint8": (0, 2**8 - 1), "uint16": (0, 2**16 - 1),
+    "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1),
+}
+
+
+def _to_rows(table, rows: Any) -> list[Mapping]:
+    if isinstance(rows, (str, os.PathLike)):
+        path = os.fspath(rows)
+        if not os.path.exists(path):
+            raise DataError(f"Cannot insert into {table.full_table_name}: file {path!r} does not exist")
+        rows = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    if isinstance(rows, pd.DataFrame):
+        frame = rows.reset_index() if any(n is not None for n in rows.index.names) else rows
+        frame = frame.astype(object).where(pd.notna(frame), None)
+        return frame.to_dict("records")
+    if isinstance(rows, np.ndarray) and rows.dtype.names:
+        names = rows.dtype.names
+        return [dict(zip(names, r)) for r in rows.tolist()]
+    if isinstance(rows, Mapping):
+        raise DataError(f"insert into {table.full_table_name} takes a list of rows; use insert1 for one dict")
+    out = []
+    names = table.heading.all_names
+    visible = table.heading.names
+    for i, row in enumerate(rows):
+        if isinstance(row, Mapping):
+            out.append(row)
+        elif isinstance(row, np.void) and row.dtype.names:
+            out.append(dict(zip(row.dtype.names, row.tolist())))
+        elif isinstance(row, (list, tuple, np.ndarray)):
+            row = list(row)
+            target = visible if len(row) == len(visible) else names
+            if len(row) != len(target):
+                raise DataError(f"Cannot insert into {table.full_table_name}: row {i} has {len(row)} values, the "
+                                f"table has {len(visible)} attributes {visible}")
+            out.append(dict(zip(target, row)))
+        else:
+            raise DataError(f"Cannot insert into {table.full_table_name}: row {i} is a {type(row).__name__}, "
+                            "expected a dict, a sequence or a numpy record")
+    return out
+
+
+def _fail(table, i: int, attr: str, value: Any, why: str) -> DataError:
+    shown = repr(value)
+    shown = shown if len(shown) < 80 else shown[:77] + "..."
+    return DataError(f"Cannot insert into {table.full_table_name}: row {i}, attribute {attr!r}, value {shown}: {why}")
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT or (
+        isinstance(v, np.floating) and np.isnan(v))
+
+
+def _coercer(attr) -> Callable[[Any], Any]:
+    """A function that returns the value to bind, or raises ValueError(why)."""
+    spec = attr.type
+    name = spec.name
+    if spec.is_codec:
+        return lambda v: v
+    if name in INT_RANGES:
+        lo, hi = INT_RANGES[name]
+
+        def to_int(v):
+            if isinstance(v, (bool, np.bool_)):
+                return int(v)
+            if isinstance(v, str):
+                v = v.strip()
+            try:
+                f = float(v) if not isinstance(v, (int, np.integer)) else v
+            except (TypeError, ValueError):
+                raise ValueError(f"not an integer ({spec.text})") from None
+            if isinstance(f, float):
+                if not math.isfinite(f) or f != int(f):
+                    raise ValueError(f"not an integer ({spec.text})")
+                f = int(f)
+            f = int(f)
+            if not lo <= f <= hi:
+                raise ValueError(f"out of range for {spec.text} [{lo}, {hi}]")
+            return f
+        return to_int
+    if name in ("float32", "float64"):
+        def to_float(v):
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"not a number ({spec.text})") from None
+            if math.isnan(f):
+                return None
+            if math.isinf(f):
+                raise ValueError("infinite values cannot be stored")
+            return f
+        return to_float
+    if name == "decimal":
+        p, s = spec.args
+
+        def to_dec(v):
+            try:
+                d = decimal.Decimal(str(v))
+            except decimal.InvalidOperation:
+                raise ValueError(f"not a decimal ({spec.text})") from None
+            if not d.is_finite():
+                raise ValueError("not a finite decimal")
+            q = d.quantize(decimal.Decimal(1).scaleb(-s)) if s else d.quantize(decimal.Decimal(1))
+            if len(q.as_tuple().digits) > p:
+                raise ValueError(f"too many digits for {spec.text}")
+            return q
+        return to_dec
+    if name == "bool":
+        def to_bool(v):
+            if isinstance(v, str):
+                low = v.strip().lower()
+                if low in ("1", "true", "t", "yes", "y"):
+                    return True
+                if low in ("0", "false", "f", "no", "n"):
+                    return False
+                raise ValueError("not a boolean")
+            if isinstance(v, (bool, np.bool_, int, np.integer)) and int(v) in (0, 1):
+                return bool(v)
+            raise ValueError("not a boolean")
+        return to_bool
+    if name in ("char", "varchar", "text"):
+        limit = spec.args[0] if spec.args else None
+
+        def to_str(v):
+            if isinstance(v, (bytes, bytearray)):
+                raise ValueError("bytes given for a string attribute")
+            s = v if isinstance(v, str) else str(v)
+            if limit is not None and len(s) > limit:
+                raise ValueError(f"longer than {spec.text} allows ({len(s)} > {limit})")
+            if "\x00" in s:
+                raise ValueError("contains a NUL character")
+            return s
+        return to_str
+    if name == "enum":
+        allowed = set(spec.args)
+
+        def to_enum(v):
+            if v not in allowed:
+                raise ValueError(f"not one of {list(spec.args)}")
+            return v
+        return to_enum
+    if name == "date":
+        def to_date(v):
+            if isinstance(v, dt.datetime):
+                return v.date()
+            if isinstance(v, dt.date):
+                return v
+            if isinstance(v, (np.datetime64, pd.Timestamp)):
+                return pd.Timestamp(v).date()
+            try:
+                return dt.date.fromisoformat(str(v).strip())
+            except ValueError:
+                raise ValueError("not a date (YYYY-MM-DD)") from None
+        return to_date
+    if name == "datetime":
+        def to_datetime(v):
+            if isinstance(v, pd.Timestamp):
+                return v.to_pydatetime()
+            if isinstance(v, dt.datetime):
+                return v
+            if isinstance(v, dt.date):
+                return dt.datetime(v.year, v.month, v.day)
+            if isinstance(v, np.datetime64):
+                return pd.Timestamp(v).to_pydatetime()
+            try:
+                return dt.datetime.fromisoformat(str(v).strip())
+            except ValueError:
+                raise ValueError("not a datetime (ISO 8601)") from None
+        return to_datetime
+    if name == "time":
+        def to_time(v):
+            if isinstance(v, dt.time):
+                return v
+            if isinstance(v, dt.timedelta):
+                return (dt.datetime.min + v).time()
+            try:
+                return dt.time.fromisoformat(str(v).strip())
+            except ValueError:
+                raise ValueError("not a time (HH:MM:SS)") from None
+        return to_time
+    if name == "uuid":
+        def to_uuid(v):
+            if isinstance(v, uuid.UUID):
+                return v
+            try:
+                return uuid.UUID(bytes=v) if isinstance(v, bytes) and len(v) == 16 else uuid.UUID(str(v))
+            except ValueError:
+                raise ValueError("not a UUID") from None
+        return to_uuid
+    if name == "json":
+        def to_json(v):
+            try:
+                json.dumps(v)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"not JSON-serializable: {exc}") from None
+            return v
+        return to_json
+    if name == "bytes":
+        def to_bytes(v):
+            if isinstance(v, (bytes, bytearray, memoryview)):
+                return bytes(v)
+            raise ValueError("not bytes")
+        return to_bytes
+    return lambda v: v
+
+
+def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: bool, encode: bool = True,
+                 partial: bool = False) -> list[dict]:
+    from .codecs import encoder_for
+
+    heading = table.heading
+    raw = _to_rows(table, rows)
+    coercers = {a.name: _coercer(a) for a in heading}
+    encoders = {a.name: encoder_for(table, a) for a in heading if a.codec} if encode else {}
+    key = heading.primary_key
+    seen: dict[tuple, int] = {}
+    out = []
+    for i, row in enumerate(raw):
+        extra = [n for n in row if n not in heading.attributes]
+        if extra and not ignore_extra_fields:
+            raise DataError(f"Cannot insert into {table.full_table_name}: row {i} has unknown attribute(s) {extra}"
+                            f"; the table has {heading.names} (pass ignore_extra_fields=True to drop them)")
+        clean = {}
+        for a in heading:
+            if a.name not in row:
+                if partial:
+                    continue
+                if a.in_key and not a.hidden:
+                    raise _fail(table, i, a.name, None, "primary-key attribute is missing")
+                if not a.nullable and a.default is None and not a.hidden:
+                    raise _fail(table, i, a.name, None, "required attribute is missing (it has no default)")
+                continue
+            v = row[a.name]
+            if isinstance(v, np.generic) and not isinstance(v, np.void):
+                v = v.item()
+            if not a.codec and _is_missing(v):
+                if a.in_key:
+                    raise _fail(table, i, a.name, v, "primary-key attribute cannot be NULL")
+                if not a.nullable:
+                    if a.default is not None:
+                        continue
+                    raise _fail(table, i, a.name, v, "attribute is not nullable")
+                clean[a.name] = None
+                continue
+            if a.codec and v is None:
+                if not a.nullable:
+                    raise _fail(table, i, a.name, v, "attribute is not nullable")
+                clean[a.name] = None
+                continue
+            try:
+                clean[a.name] = coercers[a.name](v)
+            except ValueError as exc:
+                raise _fail(table, i, a.name, v, str(exc)) from None
+            if clean[a.name] is None and not a.nullable and not a.codec:
+                raise _fail(table, i, a.name, v, "NaN is stored as NULL, but the attribute is not nullable")
+        if check_duplicates and key:
+            k = tuple(clean.get(n) for n in key)
+            if k in seen:
+                raise DataError(f"Cannot insert into {table.full_table_name}: rows {seen[k]} and {i} have the same "
+                                f"primary key {dict(zip(key, k))}")
+            seen[k] = i
+        out.append(clean)
+    if encoders:
+        for i, row in enumerate(out):
+            for name, enc in encoders.items():
+                if row.get(name) is not None:
+                    try:
+                        row[name] = enc(row[name], {k: row.get(k) for k in key})
+                    except DataError:
+                        raise
+                    except Exception as exc:
+                        raise _fail(table, i, name, row[name], f"cannot encode: {exc}") from None
+    return out

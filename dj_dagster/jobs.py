@@ -1,0 +1,196 @@
+"""The per-table jobs table ``~~name``: one row per key of the key source with its
+status (pending, reserved, success, error, ignore), so that many workers on many
+machines can share the work of one populate without computing a key twice.
+
+A worker reserves a key with one UPDATE ... WHERE status = 'pending'; the database
+lets exactly one such UPDATE change the row, so the rowcount says who won."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import traceback
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import catalog
+
+STATUSES = ("pending", "reserved", "success", "error", "ignore")
+STALE_AFTER = dt.timedelta(hours=24)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+class Jobs:
+    """The jobs of one auto-populated table."""
+
+    def __init__(self, table):
+        self.target = table
+        self.connection = table._connection
+        self.name = f"~~{table.table_name.lstrip('_#')}"
+        self._sa = None
+
+    @property
+    def sa_table(self) -> sa.Table:
+        if self._sa is None:
+            self._sa = self._ensure()
+        return self._sa
+
+    def _ensure(self) -> sa.Table:
+        adapter = self.connection.adapter
+        t = self.target
+        sa_schema, sa_name = adapter.table_address(t.database, self.name)
+        md = sa.MetaData()
+        key_cols = [sa.Column(a.name, adapter.sql_type(a.type), primary_key=True, autoincrement=False)
+                    for a in t.heading if a.in_key]
+        table = sa.Table(
+            sa_name, md, *key_cols,
+            sa.Column("status", sa.String(8), nullable=False, index=True),
+            sa.Column("priority", sa.Integer, nullable=False, server_default=sa.text("5")),
+            sa.Column("scheduled_time", sa.DateTime, nullable=False),
+            sa.Column("reserved_time", sa.DateTime), sa.Column("completed_time", sa.DateTime),
+            sa.Column("duration", sa.Float), sa.Column("error_message", sa.String(2047)),
+            sa.Column("error_stack", sa.Text), sa.Column("user", sa.String(255)),
+            sa.Column("host", sa.String(255)), sa.Column("pid", sa.Integer),
+            sa.Column("connection_id", sa.BigInteger), sa.Column("version", sa.String(64)),
+            schema=sa_schema, mysql_engine="InnoDB")
+        with self.connection.transaction() as tx:
+            table.create(tx, checkfirst=True)
+        return table
+
+    # --- views ----------------------------------------------------------------
+    def _rows(self, status: str | None = None) -> list[dict]:
+        t = self.sa_table
+        stmt = sa.select(t)
+        if status:
+            stmt = stmt.where(t.c.status == status)
+        return [dict(r._mapping) for r in self.connection.query_all(stmt)]
+
+    @property
+    def pending(self) -> list[dict]:
+        return self._rows("pending")
+
+    @property
+    def reserved(self) -> list[dict]:
+        return self._rows("reserved")
+
+    @property
+    def errors(self) -> list[dict]:
+        return self._rows("error")
+
+    def to_dicts(self) -> list[dict]:
+        return self._rows()
+
+    def __len__(self) -> int:
+        return int(self.connection.scalar(sa.select(sa.func.count()).select_from(self.sa_table)))
+
+    def _where_key(self, key: dict):
+        t = self.sa_table
+        return [t.c[k] == sa.bindparam(None, key[k], type_=t.c[k].type) for k in self.target.primary_key]
+
+    # --- life cycle -----------------------------------------------------------
+    def refresh(self, *restrictions, priority: int = 5, stale_timeout: dt.timedelta | None = STALE_AFTER,
+                version: str | None = None) -> dict[str, int]:
+        """Add pending jobs for keys to do, drop pending jobs whose key is done or gone,
+        and return reservations of dead workers to pending."""
+        target = self.target
+        t = self.sa_table
+        key = target.primary_key
+        todo = target._todo(restrictions)
+        added = removed = recovered = 0
+        with self.connection.transaction() as tx:
+            existing = {tuple(r) for r in tx.execute(sa.select(*[t.c[k] for k in key]))}
+            rows = [k for k in todo.keys() if tuple(k[n] for n in key) not in existing]
+            now = _now()
+            if rows:
+                tx.execute(sa.insert(t), [{**k, "status": "pending", "priority": priority,
+                                           "scheduled_time": now, "version": version} for k in rows])
+            added = len(rows)
+            # pending jobs whose result exists or whose key left the key source
+            source = target.key_source.proj()
+            stale = [dict(zip(key, r)) for r in tx.execute(
+                sa.select(*[t.c[k] for k in key]).where(t.c.status == "pending"))]
+            if stale:
+                still = {tuple(d[n] for n in key) for d in (source - target.proj()).keys()}
+                gone = [d for d in stale if tuple(d[n] for n in key) not in still]
+                for d in gone:
+                    tx.execute(sa.delete(t).where(*self._where_key(d)))
+                removed = len(gone)
+            for r in tx.execute(sa.select(t).where(t.c.status == "reserved")).mappings().all():
+                dead = (r["host"] == socket.gethostname() and r["pid"] and not _alive(r["pid"]))
+                old = stale_timeout is not None and r["reserved_time"] and now - r["reserved_time"] > stale_timeout
+                if dead or old:
+                    tx.execute(sa.update(t).where(*self._where_key(r), t.c.status == "reserved")
+                               .values(status="pending", reserved_time=None, host=None, pid=None))
+                    recovered += 1
+        return {"added": added, "removed": removed, "recovered": recovered}
+
+    def reserve(self, key: dict, version: str | None = None) -> bool:
+        t = self.sa_table
+        values = dict(status="reserved", reserved_time=_now(), host=socket.gethostname(), pid=os.getpid(),
+                      user=os.environ.get("USER", ""), version=version)
+        with self.connection.transaction() as tx:
+            n = tx.execute(sa.update(t).where(*self._where_key(key), t.c.status == "pending").values(**values)).rowcount
+            if n == 1:
+                return True
+            exists = tx.execute(sa.select(t.c.status).where(*self._where_key(key))).first()
+            if exists is None:
+                try:
+                    with tx.begin_nested():
+                        tx.execute(sa.insert(t).values(**key, scheduled_time=_now(), priority=5, **values))
+                    return True
+                except sa.exc.IntegrityError:
+                    return False
+        return False
+
+    def pending_keys(self, limit: int | None = None) -> list[dict]:
+        t = self.sa_table
+        key = self.target.primary_key
+        stmt = (sa.select(*[t.c[k] for k in key]).where(t.c.status == "pending")
+                .order_by(t.c.priority, t.c.scheduled_time))
+        if limit:
+            stmt = stmt.limit(limit)
+        return [dict(zip(key, r)) for r in self.connection.query_all(stmt)]
+
+    def complete(self, key: dict, duration: float) -> None:
+        t = self.sa_table
+        self.connection.execute(sa.update(t).where(*self._where_key(key)).values(
+            status="success", completed_time=_now(), duration=duration, error_message=None, error_stack=None))
+
+    def error(self, key: dict, exc: BaseException, duration: float) -> None:
+        t = self.sa_table
+        msg = f"{type(exc).__name__}: {exc}"[:2047]
+        stack = "".join(traceback.format_exception(exc))[-60000:]
+        self.connection.execute(sa.update(t).where(*self._where_key(key)).values(
+            status="error", completed_time=_now(), duration=duration, error_message=msg, error_stack=stack))
+
+    def ignore(self, key: dict) -> None:
+        t = self.sa_table
+        with self.connection.transaction() as tx:
+            n = tx.execute(sa.update(t).where(*self._where_key(key)).values(status="ignore")).rowcount
+            if not n:
+                tx.execute(sa.insert(t).values(**key, status="ignore", scheduled_time=_now(), priority=5))
+
+    def clear_errors(self) -> int:
+        t = self.sa_table
+        return self.connection.execute(sa.delete(t).where(t.c.status == "error")).rowcount
+
+    def delete(self) -> int:
+        return self.connection.execute(sa.delete(self.sa_table)).rowcount
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+__all__ = ["Jobs", "STATUSES", "catalog"]

@@ -1,0 +1,337 @@
+"""Base tables: a class bound to a schema, whose instances are the table (optionally
+restricted). Writes (insert, delete, drop) live here; reads come from the query
+algebra it inherits."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import catalog
+from .errors import DataError, DataJointError, DuplicateError, IntegrityError, QueryError
+from .expression import QueryExpression, next_alias
+from .insert_rows import prepare_rows
+
+log = logging.getLogger(__name__)
+
+# set while a make() runs, so Computed/Imported tables accept its inserts
+_inside_make: contextvars.ContextVar[frozenset] = contextvars.ContextVar("dj_inside_make", default=frozenset())
+
+
+class TableMeta(type):
+    """Lets the class stand for its table: ``Subject & key``, ``Subject.insert1(row)``."""
+
+    _class_level = {
+        "insert", "insert1", "update1", "delete", "delete_quick", "drop", "drop_quick", "describe",
+        "heading", "primary_key", "proj", "aggr", "join", "fetch", "fetch1", "to_dicts", "to_pandas",
+        "to_arrays", "keys", "head", "tail", "populate", "progress", "key_source", "parents", "children",
+        "ancestors", "descendants", "parts", "full_table_name", "connection", "jobs", "alter", "validate",
+        "sql", "restrict", "make_sql", "table_name", "database",
+    }
+
+    def __getattribute__(cls, name: str):
+        if name in TableMeta._class_level and type.__getattribute__(cls, "_bound")():
+            return getattr(cls(), name)
+        return type.__getattribute__(cls, name)
+
+    def _bound(cls) -> bool:
+        return type.__getattribute__(cls, "_schema") is not None
+
+    def __and__(cls, other):
+        return cls() & other
+
+    def __sub__(cls, other):
+        return cls() - other
+
+    def __mul__(cls, other):
+        return cls() * other
+
+    def __rmul__(cls, other):
+        return other * cls()
+
+    def __add__(cls, other):
+        return cls() + other
+
+    def __len__(cls):
+        return len(cls())
+
+    def __iter__(cls):
+        return iter(cls())
+
+    def __contains__(cls, key):
+        return key in cls()
+
+
+class Table(QueryExpression, metaclass=TableMeta):
+    """A base table. Subclasses set ``definition`` and are bound by ``@schema``."""
+
+    definition: str = ""
+    tier: str = "Manual"
+    _schema = None  # the Schema object (set by the decorator)
+    _table_name: str | None = None
+
+    def __init__(self):
+        cls = type(self)
+        if cls._schema is None:
+            raise DataJointError(f"Table class {cls.__name__} is not bound to a schema; decorate it with @schema")
+        info = self._info
+        alias = info.sa_table.alias(next_alias())
+        self._connection = cls._schema.connection
+        self._from = alias
+        self._cols = {c.name: c for c in alias.columns}
+        self._aliases = frozenset([alias.name])
+        self._where = []
+
+    # --- identity -------------------------------------------------------------
+    @property
+    def _info(self) -> catalog.TableInfo:
+        cls = type(self)
+        return catalog.load(cls._schema.connection, cls._schema.database, cls.table_name)
+
+    @classmethod
+    def _table_name_of(cls) -> str:
+        return cls._table_name
+
+    @property
+    def table_name(self) -> str:  # instance access
+        return type(self)._table_name
+
+    @property
+    def database(self) -> str:
+        return type(self)._schema.database
+
+    @property
+    def full_table_name(self) -> str:
+        return f"{self.database}.{self.table_name}"
+
+    @property
+    def heading(self):
+        return self._info.heading
+
+    @property
+    def _heading(self):
+        return self._info.heading
+
+    @_heading.setter
+    def _heading(self, value):  # copies of a restricted table keep the table heading
+        pass
+
+    @property
+    def sa_table(self) -> sa.Table:
+        return self._info.sa_table
+
+    def _fk_target(self):
+        return self, {}
+
+    # --- graph ----------------------------------------------------------------
+    def _graph_names(self, names: list[str], as_objects: bool):
+        return [self.connection_tables_object(n) for n in names] if as_objects else names
+
+    def connection_tables_object(self, name: str):
+        from .schema import table_object
+
+        return table_object(self._connection, name)
+
+    def parents(self, primary: bool | None = None, as_objects: bool = False, foreign_key_info: bool = False):
+        edges = self._connection.dependencies.parents(self.full_table_name, primary)
+        if foreign_key_info:
+            return [(p, d) for p, d in edges]
+        return self._graph_names(list(dict.fromkeys(p for p, _ in edges)), as_objects)
+
+    def children(self, primary: bool | None = None, as_objects: bool = False, foreign_key_info: bool = False):
+        edges = self._connection.dependencies.children(self.full_table_name, primary)
+        if foreign_key_info:
+            return [(c, d) for c, d in edges]
+        return self._graph_names(list(dict.fromkeys(c for c, _ in edges)), as_objects)
+
+    def descendants(self, as_objects: bool = False):
+        return self._graph_names(self._connection.dependencies.descendants(self.full_table_name), as_objects)
+
+    def ancestors(self, as_objects: bool = False):
+        return self._graph_names(self._connection.dependencies.ancestors(self.full_table_name), as_objects)
+
+    def parts(self, as_objects: bool = False):
+        prefix = self.table_name + "__"
+        names = [f"{self.database}.{t}" for t in self._schema.list_tables() if t.startswith(prefix)]
+        return self._graph_names(names, as_objects)
+
+    # --- writes ---------------------------------------------------------------
+    def _check_direct_insert(self, allow_direct_insert: bool | None) -> None:
+        if self.tier in ("Imported", "Computed") and not allow_direct_insert:
+            if self.full_table_name not in _inside_make.get():
+                raise DataJointError(
+                    f"Direct insert into {self.tier} table {self.full_table_name} is not allowed; its rows are made "
+                    "by populate(). Pass allow_direct_insert=True to override.")
+
+    def insert(self, rows: Any, replace: bool = False, skip_duplicates: bool = False,
+               ignore_extra_fields: bool = False, allow_direct_insert: bool | None = None,
+               chunk_size: int | None = None) -> None:
+        """Insert rows atomically: a bad row anywhere writes nothing."""
+        self._check_direct_insert(allow_direct_insert)
+        if self.tier == "Part" and not allow_direct_insert:
+            pass  # parts may be inserted directly (their master integrity is the user's)
+        if isinstance(rows, type) and issubclass(rows, QueryExpression):
+            rows = rows()
+        if isinstance(rows, QueryExpression):
+            return self._insert_from_query(rows, replace, skip_duplicates, ignore_extra_fields)
+        from . import settings
+
+        mode = "replace" if replace else "skip" if skip_duplicates else None
+        prepared = prepare_rows(self, rows, ignore_extra_fields, check_duplicates=not (replace or skip_duplicates))
+        if not prepared:
+            return
+        chunk = chunk_size or settings.config.get("insert_chunk_size", 10_000)
+        key = self.primary_key
+        adapter = self._connection.adapter
+        try:
+            with self._connection.transaction() as conn:
+                for group in _by_columns(prepared):
+                    for start in range(0, len(group), chunk):
+                        adapter.bulk_insert(conn, self.sa_table, group[start:start + chunk], mode, key)
+        except sa.exc.IntegrityError as exc:
+            raise self._integrity_error(exc, prepared) from None
+        except sa.exc.DBAPIError as exc:
+            raise DataError(f"Cannot insert into {self.full_table_name}: {_driver_message(exc)}") from None
+
+    def insert1(self, row: Any, **kwargs) -> None:
+        self.insert([row], **kwargs)
+
+    def _insert_from_query(self, query: QueryExpression, replace, skip_duplicates, ignore_extra_fields):
+        names = [n for n in query.heading.names if n in self.heading.attributes]
+        extra = [n for n in query.heading.names if n not in self.heading.attributes]
+        if extra and not ignore_extra_fields:
+            raise DataError(f"Cannot insert into {self.full_table_name}: query has attributes {extra} that the "
+                            "table lacks (pass ignore_extra_fields=True)")
+        if replace:
+            raise DataError("replace=True is not supported when inserting from a query")
+        if skip_duplicates:
+            query = query - type(self)()
+        stmt = sa.insert(self.sa_table).from_select(names, query.make_sql(names))
+        try:
+            self._connection.execute(stmt)
+        except sa.exc.IntegrityError as exc:
+            raise self._integrity_error(exc, []) from None
+
+    def _integrity_error(self, exc: Exception, rows: list[dict]) -> DataJointError:
+        adapter = self._connection.adapter
+        msg = _driver_message(exc)
+        if adapter.is_duplicate(exc):
+            key = self.primary_key
+            for i, row in enumerate(rows[:5000]):
+                k = {n: row[n] for n in key}
+                if k in type(self)():
+                    return DuplicateError(f"Duplicate entry in {self.full_table_name}: row {i} with key {k} "
+                                          "already exists (use skip_duplicates=True or replace=True)")
+            return DuplicateError(f"Duplicate entry in {self.full_table_name}: {msg}")
+        if adapter.is_fk_violation(exc):
+            for name, data in self._connection.dependencies.parents(self.full_table_name):
+                parent = self.connection_tables_object(name)
+                for i, row in enumerate(rows[:5000]):
+                    k = {p: row.get(c) for c, p in data["attr_map"].items()}
+                    if any(v is None for v in k.values()):
+                        continue
+                    if k not in parent:
+                        return IntegrityError(f"Cannot insert into {self.full_table_name}: row {i} refers to "
+                                              f"{k} which is missing from parent {name}")
+            return IntegrityError(f"Foreign key violation in {self.full_table_name}: {msg}")
+        return IntegrityError(f"Cannot insert into {self.full_table_name}: {msg}")
+
+    def update1(self, row: dict) -> None:
+        """Update secondary attributes of one existing row (use sparingly: computed
+        results are immutable; correct upstream data and recompute instead)."""
+        row = dict(row)
+        key = {k: row.pop(k) for k in self.primary_key if k in row}
+        if len(key) != len(self.primary_key):
+            raise DataError(f"update1 on {self.full_table_name} needs the full primary key {self.primary_key}")
+        unknown = [k for k in row if k not in self.heading.attributes]
+        if unknown:
+            raise DataError(f"update1 on {self.full_table_name}: unknown attributes {unknown}")
+        if not row:
+            return
+        prepared = prepare_rows(self, [{**key, **row}], False, check_duplicates=False, partial=True)[0]
+        t = self.sa_table
+        stmt = sa.update(t).where(*[t.c[k] == sa.bindparam(None, prepared[k]) for k in key]).values(
+            {k: prepared[k] for k in row})
+        with self._connection.transaction() as conn:
+            count = conn.execute(stmt).rowcount
+            if count != 1:
+                raise DataError(f"update1: no row with key {key} in {self.full_table_name}")
+
+    def validate(self, rows: Any, ignore_extra_fields: bool = False) -> list[str]:
+        """Check rows without writing; returns a list of problems (empty when valid)."""
+        try:
+            prepare_rows(self, rows, ignore_extra_fields, check_duplicates=True, encode=False)
+        except DataError as exc:
+            return [str(exc)]
+        return []
+
+    def delete_quick(self, get_count: bool = False) -> int | None:
+        """Delete the restricted rows without cascading (the database refuses if children exist)."""
+        stmt = self._delete_statement()
+        try:
+            count = self._connection.execute(stmt).rowcount
+        except sa.exc.IntegrityError as exc:
+            raise IntegrityError(f"Cannot delete from {self.full_table_name}: rows have dependents "
+                                 f"({_driver_message(exc)}); use delete() to cascade") from None
+        return count if get_count else None
+
+    def _delete_statement(self):
+        t = self.sa_table
+        if not self._where and not self._complex:
+            return sa.delete(t)
+        key = self.primary_key
+        sub = self.make_sql(key).subquery(next_alias())
+        keys = sa.select(*[sub.c[k] for k in key])
+        target = t.c[key[0]] if len(key) == 1 else sa.tuple_(*[t.c[k] for k in key])
+        return sa.delete(t).where(target.in_(keys))
+
+    def delete(self, transaction: bool = True, safemode: bool | None = None, part_integrity: str = "enforce",
+               force_parts: bool = False, force_masters: bool = False, dry_run: bool = False) -> int:
+        from .cascade import cascade_delete
+
+        if force_parts:
+            part_integrity = "ignore"
+        return cascade_delete(self, safemode=safemode, part_integrity=part_integrity, dry_run=dry_run)
+
+    def drop_quick(self) -> None:
+        from .cascade import drop_tables
+
+        drop_tables(self._connection, [self.full_table_name])
+
+    def drop(self, safemode: bool | None = None) -> None:
+        from .cascade import drop_with_descendants
+
+        drop_with_descendants(self, safemode=safemode)
+
+    # --- description ----------------------------------------------------------
+    def describe(self, printout: bool = False) -> str:
+        from .describe import describe
+
+        text = describe(self)
+        if printout:
+            print(text)
+        return text
+
+    def alter(self, definition: str | None = None, prompt: bool = False) -> None:
+        from .alter import alter
+
+        alter(self, definition or type(self).definition)
+
+
+def _by_columns(rows: list[dict]) -> list[list[dict]]:
+    """executemany needs one column set per statement; rows that omit defaults differ."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    return list(groups.values())
+
+
+def _driver_message(exc: Exception) -> str:
+    orig = getattr(exc, "orig", exc)
+    return str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+
+
+__all__ = ["Table", "TableMeta", "QueryError"]

@@ -1,0 +1,117 @@
+"""Declared attribute types: DataJoint core types, codec types ``<name@store>`` and
+native SQL types. The backend adapters turn a :class:`TypeSpec` into a SQLAlchemy
+type; the declared text survives in the column comment (``:type:comment``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import DeclarationError
+
+CORE_SIMPLE = {
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float32", "float64", "bool", "uuid", "json", "bytes", "date", "datetime", "time",
+}
+CORE_PARAM = {"char", "varchar", "enum", "decimal", "datetime"}
+# native SQL types accepted with a warning, mapped to the nearest core type
+NATIVE_ALIASES = {
+    "tinyint": "int8", "smallint": "int16", "int": "int32", "integer": "int32",
+    "bigint": "int64", "mediumint": "int32", "tinyint unsigned": "uint8",
+    "smallint unsigned": "uint16", "int unsigned": "uint32", "integer unsigned": "uint32",
+    "mediumint unsigned": "uint32", "bigint unsigned": "uint64", "float": "float32",
+    "double": "float64", "real": "float64", "double precision": "float64", "boolean": "bool",
+    "text": "text", "longtext": "text", "mediumtext": "text", "tinytext": "text",
+    "blob": "bytes", "longblob": "bytes", "mediumblob": "bytes", "tinyblob": "bytes",
+    "timestamp": "datetime", "year": "int16", "bytea": "bytes", "jsonb": "json",
+    "numeric": "decimal", "serial": "int32",
+}
+_PARAM = re.compile(r"^(?P<name>[a-z][a-z ]*?)\s*\((?P<args>.*)\)\s*(?P<tail>unsigned)?$", re.S)
+_CODEC = re.compile(r"^<\s*(?P<name>[a-z][a-z0-9_]*)\s*(?:@\s*(?P<store>[a-z0-9_\-]*))?\s*>$", re.I)
+
+
+@dataclass(frozen=True)
+class TypeSpec:
+    """A parsed declared type. ``kind`` is core, codec or native."""
+
+    text: str  # as declared, normalised spacing
+    kind: str
+    name: str  # core name (``varchar``), codec name (``blob``) or native alias target
+    args: tuple = ()
+    store: str | None = None  # codec store; '' means the default store
+
+    @property
+    def is_codec(self) -> bool:
+        return self.kind == "codec"
+
+    @property
+    def external(self) -> bool:
+        return self.store is not None
+
+    @property
+    def numeric(self) -> bool:
+        return self.name.startswith(("int", "uint", "float", "decimal"))
+
+
+def _split_args(args: str) -> tuple:
+    values, token, quote = [], "", None
+    for ch in args:
+        if quote:
+            if ch == quote:
+                quote = None
+            else:
+                token += ch
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ",":
+            values.append(token.strip())
+            token = ""
+        else:
+            token += ch
+    values.append(token.strip())
+    return tuple(v for v in values)
+
+
+def parse_type(text: str, where: str = "") -> TypeSpec:
+    """Parse a declared type; raise :class:`DeclarationError` naming ``where``."""
+    raw = " ".join(text.strip().split())
+    low = raw.lower()
+    m = _CODEC.match(raw)
+    if m:
+        store = m.group("store")
+        if store is None and "@" in raw:
+            store = ""
+        return TypeSpec(raw, "codec", m.group("name").lower(), (), store)
+    if low in CORE_SIMPLE:
+        return TypeSpec(low, "core", low)
+    m = _PARAM.match(raw)
+    if m:
+        name = m.group("name").strip().lower()
+        args_text = m.group("args")
+        if name == "enum":
+            values = _split_args(args_text)
+            if not values or any(v == "" for v in values):
+                raise DeclarationError(f"{where}enum type {raw!r} needs quoted, non-empty values")
+            return TypeSpec(raw, "core", "enum", values)
+        try:
+            args = tuple(int(a) for a in args_text.split(","))
+        except ValueError:
+            raise DeclarationError(f"{where}type {raw!r} has non-integer parameters") from None
+        if name in ("char", "varchar") and len(args) == 1:
+            return TypeSpec(low, "core", name, args)
+        if name in ("decimal", "numeric") and len(args) in (1, 2):
+            return TypeSpec(low, "core" if name == "decimal" else "native", "decimal", args if len(args) == 2 else (args[0], 0))
+        if name in ("datetime", "timestamp", "time") and len(args) == 1:
+            return TypeSpec(low, "core" if name == "datetime" else "native", name if name != "timestamp" else "datetime", args)
+        if name in ("varbinary", "binary"):
+            return TypeSpec(low, "native", "bytes", args)
+        if name in ("float", "double") :
+            return TypeSpec(low, "native", "float64")
+        if name in NATIVE_ALIASES and m.group("tail") is None:
+            # int(11) style display widths
+            return TypeSpec(low, "native", NATIVE_ALIASES[name])
+        if name + " unsigned" in NATIVE_ALIASES and m.group("tail"):
+            return TypeSpec(low, "native", NATIVE_ALIASES[name + " unsigned"])
+    if low in NATIVE_ALIASES:
+        return TypeSpec(low, "native", NATIVE_ALIASES[low])
+    raise DeclarationError(f"{where}unknown type {raw!r}")
