@@ -154,7 +154,8 @@ _SMALL_INTS = {v: _int_chunk(v) for v in range(-1024, 1025)}
 _NONE_ITEM = _u64(1) + b"\xff"
 _TRUE_ITEM = _u64(2) + b"\x0b\x01"
 _FALSE_ITEM = _u64(2) + b"\x0b\x00"
-_FLOAT_ITEM = _u64(9) + b"\x0d"
+_float_item = struct.Struct("<QBd").pack
+_str_item = struct.Struct("<QBQ").pack
 
 
 def _enc_items(items, out: list) -> int:
@@ -172,11 +173,11 @@ def _enc_items(items, out: list) -> int:
         if cls is str:
             b = item.encode()
             n = len(b)
-            append(_u64(n + 9) + b"\x05" + _u64(n) + b)
+            append(_str_item(n + 9, 5, n) + b)
             total += n + 17
             python_scalar = True
         elif cls is float:
-            append(_FLOAT_ITEM + _S_F64.pack(item))
+            append(_float_item(9, 13, item))
             total += 17
             python_scalar = True
         elif cls is int:
@@ -581,6 +582,9 @@ def pack(obj, compress: bool = True) -> bytes:
 # reading
 
 
+_size_code = struct.Struct("<QB").unpack_from
+
+
 def _scalar_complex_dtype(dt: np.dtype) -> np.dtype:
     return np.dtype("<c8") if dt == np.dtype("<f4") else np.dtype("<c16")
 
@@ -650,10 +654,15 @@ class _Reader:
         result = []
         append = result.append
         pos = self.pos
+        if lw == 4:  # 32-bit mYm: no inline fast paths
+            for _ in range(n):
+                self.pos = pos + 4
+                append(self.value(unpack_len(buf, pos)[0]))
+                pos = self.pos
+            return result
         for _ in range(n):
-            size = unpack_len(buf, pos)[0]
-            pos += lw
-            code = buf[pos]
+            size, code = _size_code(buf, pos)
+            pos += 8
             if code == 0x05 and size >= 9:  # str
                 if unpack_len(buf, pos + 1)[0] + 9 != size:
                     raise BlobFormatError("blob length check failed: invalid blob")

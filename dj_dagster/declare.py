@@ -163,6 +163,11 @@ def parse_definition(text: str, context: Mapping[str, Any], table: str) -> Table
 
 def _fk_target(ref: Any, where: str) -> tuple[Any, dict[str, str]]:
     """Resolve ``ref`` to (parent table instance, {parent_attr: child_name})."""
+    if isinstance(ref, type):
+        try:
+            ref = ref()
+        except Exception as exc:
+            raise DeclarationError(f"{where}foreign key reference {ref.__name__}: {exc}") from None
     target = getattr(ref, "_fk_target", None)
     if target is None:
         raise DeclarationError(f"{where}foreign key reference {ref!r} is not a table")

@@ -158,6 +158,7 @@ class QueryExpression(FetchMixin):
 
     # --- restriction ----------------------------------------------------------
     def restrict(self, cond: Any, negate: bool = False) -> "QueryExpression":
+        cond = _operand(cond)
         if isinstance(cond, Top):
             if negate:
                 raise QueryError("Top cannot be used with '-'")
@@ -259,7 +260,17 @@ class QueryExpression(FetchMixin):
             attrs.append(Attribute(newname, UNKNOWN_TYPE, computed=True))
         new._cols = cols
         new._heading = Heading.of(attrs)
+        from .table import Table
+
+        if isinstance(self, Table) and not self._where and not computed:
+            new._fk_base = (self, {old: nw for nw, old in renamed_from.items()})
         return new
+
+    def _fk_target(self):
+        base = getattr(self, "_fk_base", None)
+        if base is None:
+            raise QueryError("a foreign key must reference a table or a renaming projection of one")
+        return base
 
     # --- join -----------------------------------------------------------------
     def join(self, other: Any, semantic_check: bool = True, left: bool = False) -> "QueryExpression":
@@ -389,6 +400,13 @@ class QueryExpression(FetchMixin):
         return str(self.make_sql().compile(self._connection.engine, compile_kwargs={"literal_binds": False}))
 
 
+def _operand(x: Any) -> Any:
+    """Table classes stand for their tables."""
+    if isinstance(x, type) and issubclass(x, QueryExpression):
+        return x()
+    return x
+
+
 def _fail(msg: str):
     raise QueryError(msg)
 
@@ -417,6 +435,7 @@ class U(QueryExpression):
         return list(self._attributes)
 
     def restrict(self, cond: Any, negate: bool = False) -> QueryExpression:
+        cond = _operand(cond)
         if negate or not isinstance(cond, QueryExpression):
             raise QueryError("U(...) can only be restricted by a query: U('a') & Table")
         missing = [a for a in self._attributes if a not in cond.heading.attributes]

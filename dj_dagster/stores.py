@@ -117,7 +117,12 @@ def _resolve_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         if not resolved.get("session_token"):
             resolved["session_token"] = (
                 os.environ.get(f"DJ_STORE_{env}_SESSION_TOKEN")
-                or (os.environ.get("AWS_SESSION_TOKEN") if not spec.get("access_key") else None)
+                # AWS's temporary token belongs to AWS's key pair only
+                or (
+                    os.environ.get("AWS_SESSION_TOKEN")
+                    if resolved["access_key"] and resolved["access_key"] == os.environ.get("AWS_ACCESS_KEY_ID")
+                    else None
+                )
                 or None
             )
     return resolved

@@ -89,7 +89,7 @@ class Table(QueryExpression, metaclass=TableMeta):
     @property
     def _info(self) -> catalog.TableInfo:
         cls = type(self)
-        return catalog.load(cls._schema.connection, cls._schema.database, cls.table_name)
+        return catalog.load(cls._schema.connection, cls._schema.database, cls._table_name)
 
     @classmethod
     def _table_name_of(cls) -> str:

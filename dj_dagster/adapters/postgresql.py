@@ -21,7 +21,7 @@ class PostgreSQLAdapter(Adapter):
 
     def list_schemas(self, conn):
         rows = conn.exec_driver_sql(
-            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+            "SELECT nspname FROM pg_namespace WHERE substr(nspname, 1, 3) <> 'pg_' "
             "AND nspname NOT IN ('information_schema', 'public') ORDER BY nspname")
         return [r[0] for r in rows]
 
