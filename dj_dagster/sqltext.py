@@ -732,6 +732,21 @@ def _sqlite_right(node: exp.Expression, text: str) -> exp.Expression:
     )
 
 
+_INTEGER_TYPES = {
+    getattr(exp.DataType.Type, n)
+    for n in ("TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "UTINYINT", "USMALLINT", "UMEDIUMINT", "UINT", "UBIGINT")
+    if hasattr(exp.DataType.Type, n)
+}
+
+
+@_rule(_SQLITE, "Cast")
+def _sqlite_cast(node: exp.Expression, text: str) -> exp.Expression:
+    # MySQL rounds when casting a number to an integer type, SQLite truncates
+    if node.to.this in _INTEGER_TYPES and not _is_string(node.this):
+        node.set("this", exp.Round(this=node.this))
+    return node
+
+
 @_rule(_SQLITE, "VariancePop")
 def _sqlite_var_pop(node: exp.Expression, text: str) -> exp.Expression:
     return _fn("VAR_POP", node.this)

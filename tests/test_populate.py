@@ -1,0 +1,206 @@
+"""make / populate / jobs / cascading delete on every selected backend."""
+
+from __future__ import annotations
+
+import pytest
+
+import dj_dagster as dj
+
+
+@pytest.fixture
+def pipeline(schema):
+    calls = []
+
+    @schema
+    class Subject(dj.Manual):
+        definition = """
+        subject_id : int32
+        ---
+        species : varchar(30)
+        """
+
+    @schema
+    class Session(dj.Manual):
+        definition = """
+        -> Subject
+        session : int16
+        ---
+        duration : float64
+        """
+
+    @schema
+    class Method(dj.Lookup):
+        definition = """
+        method : varchar(12)
+        ---
+        factor : float64
+        """
+        contents = [("double", 2.0), ("triple", 3.0)]
+
+    @schema
+    class Score(dj.Computed):
+        definition = """
+        -> Session
+        -> Method
+        ---
+        score : float64
+        """
+
+        class Detail(dj.Part):
+            definition = """
+            -> master
+            item : int16
+            ---
+            value : float64
+            """
+
+        def make(self, key):
+            calls.append(dict(key))
+            duration = (Session & key).fetch1("duration")
+            if duration < 0:
+                raise ValueError(f"negative duration for {key}")
+            factor = (Method & key).fetch1("factor")
+            self.insert1({**key, "score": duration * factor})
+            self.Detail.insert([{**key, "item": i, "value": i * factor} for i in range(3)])
+
+    @schema
+    class Summary(dj.Computed):
+        definition = """
+        -> Subject
+        ---
+        total : float64
+        n : int32
+        """
+
+        def make(self, key):
+            scores = (Score & key).to_arrays("score")
+            self.insert1({**key, "total": float(sum(scores)), "n": len(scores)})
+
+    Subject.insert([(1, "mouse"), (2, "rat")])
+    Session.insert([(1, 1, 10.0), (1, 2, 20.0), (2, 1, 5.0)])
+    return dict(Subject=Subject, Session=Session, Method=Method, Score=Score, Summary=Summary, calls=calls)
+
+
+def test_populate_computes_missing_keys_with_parts(pipeline):
+    Score, Summary = pipeline["Score"], pipeline["Summary"]
+    assert Score.progress() == (6, 6)
+    result = Score.populate()
+    assert result == {"success_count": 6, "error_list": []}
+    assert len(Score()) == 6 and len(Score.Detail()) == 18
+    assert (Score & {"subject_id": 1, "session": 2, "method": "triple"}).fetch1("score") == 60.0
+    assert Score.populate()["success_count"] == 0  # nothing left
+    Summary.populate()
+    assert (Summary & {"subject_id": 1}).fetch1("total") == pytest.approx(10 * 5 + 20 * 5)
+
+
+def test_restrictions_and_max_calls(pipeline):
+    Score = pipeline["Score"]
+    assert Score.populate({"subject_id": 2})["success_count"] == 2
+    assert len(Score()) == 2
+    assert Score.populate(max_calls=1)["success_count"] == 1
+    assert Score.progress() == (3, 6)
+
+
+def test_failing_make_leaves_nothing_and_errors_are_recorded(pipeline):
+    Session, Score = pipeline["Session"], pipeline["Score"]
+    Session.insert1((2, 2, -1.0))
+    with pytest.raises(ValueError, match="negative duration"):
+        Score.populate({"subject_id": 2, "session": 2})
+    assert len(Score & {"subject_id": 2, "session": 2}) == 0
+    assert len(Score.Detail & {"subject_id": 2, "session": 2}) == 0
+    result = Score.populate(suppress_errors=True, reserve_jobs=True)
+    assert result["success_count"] == 6
+    assert len(result["error_list"]) == 2
+    errors = Score.jobs.errors
+    assert len(errors) == 2 and all("negative duration" in e["error_message"] for e in errors)
+    assert Score.jobs.reserved == []
+    # errored keys are not retried until the errors are cleared
+    assert Score.populate(reserve_jobs=True, suppress_errors=True)["success_count"] == 0
+
+
+def test_direct_insert_refused(pipeline):
+    Score = pipeline["Score"]
+    with pytest.raises(dj.DataJointError, match="Direct insert"):
+        Score.insert1({"subject_id": 1, "session": 1, "method": "double", "score": 1.0})
+    Score.insert1({"subject_id": 1, "session": 1, "method": "double", "score": 1.0}, allow_direct_insert=True)
+    assert len(Score()) == 1
+
+
+def test_cascading_delete(pipeline):
+    Subject, Session, Score, Summary = (pipeline[k] for k in ("Subject", "Session", "Score", "Summary"))
+    Score.populate()
+    Summary.populate()
+    deleted = (Subject & {"subject_id": 1}).delete(safemode=False)
+    assert deleted == 1
+    assert len(Session()) == 1 and len(Score()) == 2 and len(Score.Detail()) == 6 and len(Summary()) == 1
+    assert {r["subject_id"] for r in Score.to_dicts()} == {2}
+
+
+def test_part_integrity(pipeline):
+    Score = pipeline["Score"]
+    Score.populate()
+    with pytest.raises(dj.IntegrityError, match="master"):
+        (Score.Detail & {"item": 0}).delete(safemode=False)
+    assert len(Score.Detail()) == 18
+    (Score.Detail & {"item": 0}).delete(safemode=False, part_integrity="ignore")
+    assert len(Score.Detail()) == 12
+
+
+def test_delete_quick_refuses_with_children(pipeline):
+    Subject = pipeline["Subject"]
+    with pytest.raises(dj.IntegrityError):
+        (Subject & {"subject_id": 1}).delete_quick()
+    assert len(Subject()) == 2
+
+
+def test_three_part_make(schema):
+    @schema
+    class Source(dj.Manual):
+        definition = """
+        sid : int32
+        ---
+        x : float64
+        """
+
+    @schema
+    class Squared(dj.Computed):
+        definition = """
+        -> Source
+        ---
+        y : float64
+        """
+        sneaky = None
+
+        def make_fetch(self, key):
+            return ((Source & key).fetch1("x"),)
+
+        def make_compute(self, key, x):
+            if Squared.sneaky is not None:
+                Source.update1({**key, "x": Squared.sneaky})
+            return (x * x,)
+
+        def make_insert(self, key, y):
+            self.insert1({**key, "y": y})
+
+    Source.insert([(1, 2.0), (2, 3.0)])
+    assert Squared.populate({"sid": 1})["success_count"] == 1
+    assert (Squared & {"sid": 1}).fetch1("y") == 4.0
+    Squared.sneaky = 10.0  # upstream changes between fetch and insert
+    result = Squared.populate(suppress_errors=True)
+    assert result["success_count"] == 0 and len(result["error_list"]) == 1
+    assert "changed" in str(result["error_list"][0][1])
+    Squared.sneaky = None
+    assert Squared.populate()["success_count"] == 1
+    assert (Squared & {"sid": 2}).fetch1("y") == 100.0
+
+
+def test_describe_and_virtual_schema(pipeline, schema, connection):
+    Score = pipeline["Score"]
+    text = Score.describe()
+    assert "-> Session" in text and "-> Method" in text and "score : float64" in text
+    module = dj.virtual_schema(schema.database, connection=connection)
+    assert module.Score.heading.names == Score.heading.names
+    assert module.Score.Detail.heading.primary_key == Score.Detail.heading.primary_key
+    assert module.Score.tier == "Computed" and module.Method.tier == "Lookup"
+    assert len(module.Method()) == 2
+    assert set(Score.parents()) == {f"{schema.database}.session", f"{schema.database}.#method"}
