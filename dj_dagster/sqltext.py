@@ -106,7 +106,11 @@ def _parse(text: str) -> exp.Expression:
     try:
         statements = sqlglot.parse("SELECT " + text, read="mysql", error_level=ErrorLevel.RAISE)
     except SqlglotError as error:
-        raise SQLTextError(text, f"not valid MySQL syntax ({_first_line(error)})") from None
+        # positions refer to the "SELECT " prefix added above
+        message = re.sub(
+            r"Line 1, Col: (\d+)", lambda m: f"Line 1, Col: {max(int(m.group(1)) - 7, 1)}", _first_line(error)
+        )
+        raise SQLTextError(text, f"not valid MySQL syntax ({message})") from None
     statements = [s for s in statements if s is not None]
     if len(statements) != 1 or not isinstance(statements[0], exp.Select):
         raise SQLTextError(text, "must be a single SQL expression, not a statement")
@@ -902,7 +906,6 @@ _PG_MISSING = frozenset(
     INET_ATON INET_NTOA STRCMP SOUNDEX TRUNCATE RAND GROUP_CONCAT VARIANCE_POP
     """.split()
 )
-_SQLITE_MISSING = frozenset()  # SQLite output is checked by preparing it
 
 _STRINGS_AND_IDENTIFIERS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`")
 _FUNCTION_CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")

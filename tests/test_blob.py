@@ -126,8 +126,15 @@ def test_numeric_arrays(a):
     check(a)
 
 
+@st.composite
+def unicode_arrays(draw):  # no lone surrogates: UTF-8 cannot encode them (both libraries raise)
+    dtype = draw(hnp.unicode_string_dtypes(endianness="<"))
+    chars = st.characters(exclude_categories=["Cs"])
+    return draw(hnp.arrays(dtype, shapes, elements=hnp.from_dtype(dtype, alphabet=chars)))
+
+
 @SETTINGS
-@given(hnp.arrays(hnp.unicode_string_dtypes(endianness="<"), shapes))
+@given(unicode_arrays())
 def test_unicode_arrays_decode_as_object_arrays(a):
     decoded = check(a)
     assert np.asarray(decoded).dtype == object

@@ -262,6 +262,60 @@ def test_aggregate_expression(db, expression, expected):
     assert db.aggregate(expression) == expected
 
 
+def test_boolean_typed_column(db):
+    """TRUE/FALSE values (a boolean column in PostgreSQL, 1/0 elsewhere) used MySQL-style."""
+    q = db.q
+    source = (
+        f"(SELECT 1 AS {q('id')}, TRUE AS {q('flag')} UNION ALL SELECT 2, FALSE UNION ALL SELECT 3, NULL) AS {q('f')}"
+    )
+
+    def ids(condition):
+        return [r[0] for r in db.fetch(f"SELECT {q('id')} FROM {source} WHERE {translate(condition, db.dialect)} ORDER BY 1")]
+
+    assert ids("flag") == [1]
+    assert ids("not flag") == [2]
+    assert ids("flag = true") == [1]
+    assert ids("flag is true") == [1]
+    assert ids("flag or id = 3") == [1, 3]
+    assert ids("not flag and id > 1") == [2]
+    label = translate('if(flag, "y", "n")', db.dialect, kind="expression")
+    assert [r[0] for r in db.fetch(f"SELECT {label} FROM {source} ORDER BY {q('id')}")] == ["y", "n", "n"]
+
+
+SCALARS = [
+    ('hour("2020-01-01 13:45:30")', 13),
+    ('minute("2020-01-01 13:45:30")', 45),
+    ('second("2020-01-01 13:45:30")', 30),
+    ('date("2020-01-01 13:45:30")', "2020-01-01"),
+    ('timestampdiff(hour, "2020-01-01 00:00:00", "2020-01-02 01:30:00")', 25),
+    ('timestampdiff(minute, "2020-01-02 01:30:00", "2020-01-01 00:00:00")', -1530),
+    ('timestampdiff(year, "2000-02-29", "2021-02-28")', 20),
+    ('date_add("2020-01-31 10:00:00", interval 90 minute)', "2020-01-31 11:30:00"),
+    ('dayofyear("2020-12-31")', 366),
+    ("log(2, 8)", 3),
+    ("log10(1000)", 3),
+    ("power(2, 10)", 1024),
+    ("7 div 2", 3),
+    ("-7 div 2", -3),
+    ("1 / 0", None),
+    ("round(-2.567, 2)", -2.57),
+    ("truncate(-2.567, 2)", -2.56),
+    ("replace('a-b-c', '-', '+')", "a+b+c"),
+    ("trim('  x  ')", "x"),
+    ("instr('hello', 'l')", 3),
+    ("locate('l', 'hello')", 3),
+    ("nullif(1, 1)", None),
+    ("1 = 1", 1),
+    ("'abc' like 'A%'", 1),
+]
+
+
+@pytest.mark.parametrize("expression, expected", SCALARS, ids=[e for e, _ in SCALARS])
+def test_scalar_expression(db, expression, expected):
+    (row,) = db.fetch(f"SELECT {translate(expression, db.dialect, kind='expression')}")
+    assert row[0] == expected
+
+
 # --------------------------------------------------------------------------- qualification
 
 

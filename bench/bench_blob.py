@@ -1,0 +1,83 @@
+"""Blob codec speed: dj_dagster.blob against datajoint.blob (2.3.5), both with default settings.
+
+``cases()`` returns ``(name, ours, peer)`` triples of zero-argument callables.  ``main()`` times each
+callable 3 times with ``time.perf_counter`` and prints min, median and the peer/ours ratio (of the
+minimums; above 1 means ours is faster).  ``BENCH_SCALE`` (default 1) scales the 100 MiB array down,
+e.g. ``BENCH_SCALE=0.1`` for 10 MiB.
+
+Run: ``python bench/bench_blob.py``
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+import warnings
+
+import numpy as np
+
+from dj_dagster import blob as ours
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # datajoint warns about a missing datajoint.json on import
+    from datajoint import blob as peer
+
+MIB = 1024 * 1024
+N_DICTS = 10_000
+REPEATS = 3
+
+
+def _small_dicts(n: int) -> list[dict]:
+    return [
+        {"id": i, "name": f"session-{i}", "rate": i / 7.0, "tags": ["a", "b", i % 5], "ok": bool(i % 2), "note": None}
+        for i in range(n)
+    ]
+
+
+def cases() -> list[tuple[str, object, object]]:
+    scale = float(os.environ.get("BENCH_SCALE", "1"))
+    n_bytes = max(8, int(100 * MIB * scale)) // 8 * 8
+    label = f"{n_bytes / MIB:g} MiB float64"
+    array = np.random.default_rng(0).standard_normal(n_bytes // 8)
+    ours_blob = ours.pack(array)
+    peer_blob = peer.pack(array)  # slow (zlib level 6 over incompressible data): done once here
+    dicts = _small_dicts(N_DICTS)
+    ours_dict_blobs = [ours.pack(d) for d in dicts]
+    peer_dict_blobs = [peer.pack(d) for d in dicts]
+    return [
+        (f"pack {label}", lambda: ours.pack(array), lambda: peer.pack(array)),
+        (f"unpack {label}", lambda: ours.unpack(ours_blob), lambda: peer.unpack(peer_blob)),
+        (f"pack {N_DICTS:,} small dicts", lambda: [ours.pack(d) for d in dicts], lambda: [peer.pack(d) for d in dicts]),
+        (
+            f"unpack {N_DICTS:,} small dicts",
+            lambda: [ours.unpack(b) for b in ours_dict_blobs],
+            lambda: [peer.unpack(b) for b in peer_dict_blobs],
+        ),
+    ]
+
+
+def _times(fn, repeats: int = REPEATS) -> list[float]:
+    result = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        result.append(time.perf_counter() - start)
+    return result
+
+
+def main() -> None:
+    header = f"{'case':34} {'ours min':>10} {'ours med':>10} {'peer min':>10} {'peer med':>10} {'ratio':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, ours_fn, peer_fn in cases():
+        t_ours, t_peer = _times(ours_fn), _times(peer_fn)
+        ratio = min(t_peer) / max(min(t_ours), 1e-9)
+        print(
+            f"{name:34} {min(t_ours):10.4f} {statistics.median(t_ours):10.4f} "
+            f"{min(t_peer):10.4f} {statistics.median(t_peer):10.4f} {ratio:7.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Example pipelines. Each module declares its tables and exposes ``defs``."""
