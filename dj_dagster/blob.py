@@ -99,7 +99,7 @@ _u64 = _S_U64.pack
 _u32 = _S_U32.pack
 
 # type ids of the ``A`` array record
-_TYPE_CELL, _TYPE_STRUCT, _TYPE_LOGICAL, _TYPE_CHAR, _TYPE_VOID = 1, 2, 3, 4, 5
+_TYPE_LOGICAL, _TYPE_CHAR, _TYPE_VOID = 3, 4, 5  # 1 and 2 (cell, struct) have their own codes
 _ID_TO_DTYPE: dict[int, np.dtype] = {
     _TYPE_LOGICAL: np.dtype("bool"),
     6: np.dtype("<f8"),
@@ -135,13 +135,6 @@ def _is_kind(cls: type, name: str) -> bool:
 # constructs overwrite it with ``dj0``.
 
 
-def _encode(obj, out: list) -> int:
-    enc = _ENCODERS.get(obj.__class__)
-    if enc is None:
-        enc = _resolve(obj)
-    return enc(obj, out)
-
-
 def _int_chunk(v: int) -> bytes:
     """A length-prefixed int record (code 0x0a)."""
     n = v.bit_length() // 8 + 1
@@ -155,6 +148,10 @@ _NONE_ITEM = _u64(1) + b"\xff"
 _TRUE_ITEM = _u64(2) + b"\x0b\x01"
 _FALSE_ITEM = _u64(2) + b"\x0b\x00"
 _float_item = struct.Struct("<QBd").pack
+# encoded (length-prefixed) short strings: dict keys repeat across the rows of a table
+_STR_CACHE: dict[str, bytes] = {}
+_STR_CACHE_SIZE = 4096
+_STR_CACHE_MAX_LEN = 40
 _str_item = struct.Struct("<QBQ").pack
 
 
@@ -171,10 +168,15 @@ def _enc_items(items, out: list) -> int:
     for item in items:
         cls = item.__class__
         if cls is str:
-            b = item.encode()
-            n = len(b)
-            append(_str_item(n + 9, 5, n) + b)
-            total += n + 17
+            c = _STR_CACHE.get(item)
+            if c is None:
+                b = item.encode()
+                n = len(b)
+                c = _str_item(n + 9, 5, n) + b
+                if n <= _STR_CACHE_MAX_LEN and len(_STR_CACHE) < _STR_CACHE_SIZE:
+                    _STR_CACHE[item] = c
+            append(c)
+            total += len(c)
             python_scalar = True
         elif cls is float:
             append(_float_item(9, 13, item))
@@ -502,7 +504,7 @@ for _dt in (np.dtype("<c8"), np.dtype("<c16")):
 
 
 def _zlib_header(level: int) -> bytes:
-    flevel = 0 if level in (0, 1) else 1 if level < 6 else 2 if level == 6 or level < 0 else 3
+    flevel = 2 if level in (-1, 6) else 0 if level <= 1 else 1 if level <= 5 else 3
     cmf = 0x78
     flg = flevel << 6
     flg += 31 - (cmf * 256 + flg) % 31
@@ -583,6 +585,9 @@ def pack(obj, compress: bool = True) -> bytes:
 
 
 _size_code = struct.Struct("<QB").unpack_from
+_u64_at = _S_U64.unpack_from
+_u16_at = _S_U16.unpack_from
+_f64_at = _S_F64.unpack_from
 
 
 def _scalar_complex_dtype(dt: np.dtype) -> np.dtype:
@@ -592,14 +597,14 @@ def _scalar_complex_dtype(dt: np.dtype) -> np.dtype:
 class _Reader:
     """Decoder state: the buffer and a read position."""
 
-    __slots__ = ("buf", "pos", "squeeze", "L", "LW", "LC")
+    __slots__ = ("buf", "pos", "squeeze")
+    # lengths and dimensions are uint64 (uint32 in blobs of the 32-bit mYm, see _Reader32)
+    L, LW, LC = _S_U64, 8, "Q"
 
-    def __init__(self, buf: bytes, squeeze: bool, dims32: bool):
+    def __init__(self, buf: bytes, squeeze: bool):
         self.buf = buf
         self.pos = 0
         self.squeeze = squeeze
-        # lengths and dimensions are uint64, or uint32 in blobs from 32-bit mYm
-        self.L, self.LW, self.LC = (_S_U32, 4, "I") if dims32 else (_S_U64, 8, "Q")
 
     # -- primitives
 
@@ -611,6 +616,8 @@ class _Reader:
     def dims(self) -> tuple:
         ndim = self.length()
         pos = self.pos
+        if pos + ndim * self.LW > len(self.buf):
+            raise BlobFormatError("blob is truncated")
         shape = struct.unpack_from(f"<{ndim}{self.LC}", self.buf, pos)
         self.pos = pos + ndim * self.LW
         return shape
@@ -647,40 +654,44 @@ class _Reader:
         return v
 
     def items(self, n: int) -> list:
-        """n length-prefixed values; common scalars are decoded inline."""
+        """n length-prefixed values; common types are decoded inline."""
         buf = self.buf
-        unpack_len, lw = self.L.unpack_from, self.LW
-        f64 = _S_F64.unpack_from
         result = []
         append = result.append
         pos = self.pos
-        if lw == 4:  # 32-bit mYm: no inline fast paths
-            for _ in range(n):
-                self.pos = pos + 4
-                append(self.value(unpack_len(buf, pos)[0]))
-                pos = self.pos
-            return result
         for _ in range(n):
             size, code = _size_code(buf, pos)
             pos += 8
-            if code == 0x05 and size >= 9:  # str
-                if unpack_len(buf, pos + 1)[0] + 9 != size:
+            end = pos + size
+            if code == 0x05:  # str
+                if _u64_at(buf, pos + 1)[0] + 9 != size:
                     raise BlobFormatError("blob length check failed: invalid blob")
-                append(buf[pos + 9 : pos + size].decode())
+                append(buf[pos + 9 : end].decode())
             elif code == 0x0D and size == 9:  # float
-                append(f64(buf, pos + 1)[0])
-            elif code == 0x0A and size >= 3:  # int
-                if _S_U16.unpack_from(buf, pos + 1)[0] + 3 != size:
+                append(_f64_at(buf, pos + 1)[0])
+            elif code == 0x0A:  # int
+                if _u16_at(buf, pos + 1)[0] + 3 != size:
                     raise BlobFormatError("blob length check failed: invalid blob")
-                append(int.from_bytes(buf[pos + 3 : pos + size], "little", signed=True))
+                append(int.from_bytes(buf[pos + 3 : end], "little", signed=True))
             elif code == 0xFF and size == 1:
                 append(None)
+            elif code == 0x0B and size == 2:
+                append(buf[pos + 1] != 0)
+            elif 0x01 <= code <= 0x04:  # tuple, list, set, dict
+                self.pos = pos + 9
+                count = _u64_at(buf, pos + 1)[0]
+                if code == 0x04:
+                    it = iter(self.items(2 * count))
+                    append(dict(zip(it, it)))
+                else:
+                    value = self.items(count)
+                    append(value if code == 0x02 else tuple(value) if code == 0x01 else set(value))
+                if self.pos != end:
+                    raise BlobFormatError("blob length check failed: invalid blob")
             else:
                 self.pos = pos
                 append(self.value(size))
-                pos = self.pos
-                continue
-            pos += size
+            pos = end
         if pos > len(buf):
             raise BlobFormatError("blob is truncated")
         self.pos = pos
@@ -700,9 +711,10 @@ class _Reader:
         tid, is_complex = _S_II.unpack_from(self.buf, self.pos)
         self.pos += 8
         if tid == _TYPE_VOID:
+            values = self.items(n)
             data = np.empty(n, dtype=object)
-            for i, v in enumerate(self.items(n)):
-                data[i] = v
+            for i, v in enumerate(values):
+                data[i] = v  # element-wise: nested sequences stay single elements
             return self.maybe_squeeze(data.reshape(shape, order="F"))
         if tid == _TYPE_CHAR:
             raw = self.take(2 * n)
@@ -843,6 +855,17 @@ class _Reader:
         return uuid.UUID(bytes=bytes(self.take(16)))
 
 
+class _Reader32(_Reader):
+    """Reader for blobs of the 32-bit MATLAB mYm library (uint32 lengths and dimensions)."""
+
+    __slots__ = ()
+    L, LW, LC = _S_U32, 4, "I"
+
+    def items(self, n: int) -> list:
+        value, length = self.value, self.length
+        return [value(length()) for _ in range(n)]
+
+
 _READERS = {
     0x41: _Reader.read_array,  # A
     0x50: _Reader.read_sparse,  # P
@@ -879,21 +902,23 @@ def unpack(blob, squeeze: bool = False, *, dims32: bool = False):
         return None
     if not isinstance(blob, bytes):
         blob = bytes(blob)
-    reader = _Reader(blob, squeeze, dims32)
-    if blob.startswith(ZL_PREFIX):
+    reader = (_Reader32 if dims32 else _Reader)(blob, squeeze)
+    head = blob[:4]
+    if head != b"dj0\0" and head != b"mYm\0":
+        if not blob.startswith(ZL_PREFIX):
+            raise BlobFormatError("not a DataJoint blob (no mYm/dj0 header)")
         reader.pos = len(ZL_PREFIX)
-        size = reader.length()
         try:
+            size = reader.length()
             blob = zlib.decompress(memoryview(blob)[reader.pos :], bufsize=max(size, 1))
-        except zlib.error as e:
+        except (zlib.error, struct.error) as e:
             raise BlobFormatError(f"corrupt compressed blob: {e}") from None
         if len(blob) != size:
             raise BlobFormatError(f"blob size mismatch: expected {size} bytes, got {len(blob)}")
-        reader.buf, reader.pos = blob, 0
-    end = blob.find(b"\0", reader.pos, reader.pos + 4)
-    if end < 0 or blob[reader.pos : end] not in (b"mYm", b"dj0"):
-        raise BlobFormatError("not a DataJoint blob (no mYm/dj0 header)")
-    reader.pos = end + 1
+        if blob[:4] not in (b"dj0\0", b"mYm\0"):
+            raise BlobFormatError("not a DataJoint blob (no mYm/dj0 header)")
+        reader.buf = blob
+    reader.pos = 4
     try:
         return reader.value(len(blob) - reader.pos)
     except (struct.error, IndexError, UnicodeDecodeError) as e:

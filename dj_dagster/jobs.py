@@ -33,6 +33,18 @@ class Jobs:
         self.connection = table._connection
         self.name = f"~~{table.table_name.lstrip('_#')}"
         self._sa = None
+        self._source_heading = None
+
+    @property
+    def source_heading(self):
+        """Jobs are keyed like the key source: one job per make(key) call."""
+        if self._source_heading is None:
+            self._source_heading = self.target.key_source.heading
+        return self._source_heading
+
+    @property
+    def key_attrs(self) -> list[str]:
+        return self.source_heading.primary_key
 
     @property
     def sa_table(self) -> sa.Table:
@@ -46,7 +58,7 @@ class Jobs:
         sa_schema, sa_name = adapter.table_address(t.database, self.name)
         md = sa.MetaData()
         key_cols = [sa.Column(a.name, adapter.sql_type(a.type), primary_key=True, autoincrement=False)
-                    for a in t.heading if a.in_key]
+                    for a in self.source_heading if a.in_key]
         table = sa.Table(
             sa_name, md, *key_cols,
             sa.Column("status", sa.String(8), nullable=False, index=True),
@@ -90,7 +102,7 @@ class Jobs:
 
     def _where_key(self, key: dict):
         t = self.sa_table
-        return [t.c[k] == sa.bindparam(None, key[k], type_=t.c[k].type) for k in self.target.primary_key]
+        return [t.c[k] == sa.bindparam(None, key[k], type_=t.c[k].type) for k in self.key_attrs]
 
     # --- life cycle -----------------------------------------------------------
     def refresh(self, *restrictions, priority: int = 5, stale_timeout: dt.timedelta | None = STALE_AFTER,
@@ -99,7 +111,7 @@ class Jobs:
         and return reservations of dead workers to pending."""
         target = self.target
         t = self.sa_table
-        key = target.primary_key
+        key = self.key_attrs
         todo = target._todo(restrictions)
         added = removed = recovered = 0
         with self.connection.transaction() as tx:
@@ -149,7 +161,7 @@ class Jobs:
 
     def pending_keys(self, limit: int | None = None) -> list[dict]:
         t = self.sa_table
-        key = self.target.primary_key
+        key = self.key_attrs
         stmt = (sa.select(*[t.c[k] for k in key]).where(t.c.status == "pending")
                 .order_by(t.c.priority, t.c.scheduled_time))
         if limit:

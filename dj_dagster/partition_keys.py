@@ -9,6 +9,7 @@ only as typed, bound values."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import decimal
 import uuid
 from typing import Any, Sequence
@@ -50,8 +51,13 @@ def format_value(attr, value: Any) -> str:
     return _escape(str(value))
 
 
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
 def parse_value(attr, text: str) -> Any:
     name = attr.type.name
+    if _BAD_ESCAPE.search(text):
+        raise ValueError("invalid percent-encoding")
     try:
         raw = unquote(text, errors="strict")
     except UnicodeDecodeError:

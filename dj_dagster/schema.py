@@ -141,12 +141,10 @@ class Schema:
             raise DeclarationError(f"Table class {cls.__name__} has no definition")
         tdef = parse_definition(cls.definition, ctx, f"{self.database}.{cls._table_name}")
         if cls.tier in ("Imported", "Computed"):
-            fk_attrs = {c for fk in tdef.foreign_keys if fk.primary for c in fk.attr_map}
-            own = [a.name for a in tdef.attributes if a.in_key and a.name not in fk_attrs and not a.hidden]
-            if own:
+            if not any(fk.primary for fk in tdef.foreign_keys):
                 raise DeclarationError(
-                    f"{cls.tier} table {cls.__name__} must have its primary key from foreign keys; "
-                    f"{own} are declared directly")
+                    f"{cls.tier} table {cls.__name__} needs a foreign key in its primary key: its keys come "
+                    "from the key source, the join of its primary parents")
         catalog.declare(c, self.database, cls._table_name, tdef)
 
     # --- introspection ---------------------------------------------------------

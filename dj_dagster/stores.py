@@ -513,7 +513,7 @@ class Store:
                     os.remove(target)
             self._prune({os.path.dirname(t) for t in targets})
         elif self.protocol == "s3":
-            self.fs.rm(targets)
+            self._s3_delete(targets)
         else:
             for target in targets:
                 with contextlib.suppress(FileNotFoundError):
@@ -589,15 +589,60 @@ class Store:
             return {}
         if self.protocol != "s3":
             return dict(zip(paths, self._threaded(self.get, paths)))
-        got = self.fs.cat(list(targets.values()), on_error="return")
-        got = {k.split("://", 1)[-1]: v for k, v in got.items()}
+        # fs.cat(list) would glob-expand paths containing * ? [ ]: read each key as given.
+        values = self._s3_gather("_cat_file", [(t,) for t in targets.values()])
         out: dict[str, bytes] = {}
-        for p, target in targets.items():
-            value = got.get(target, FileNotFoundError(target))
+        for p, value in zip(paths, values):
             if isinstance(value, BaseException):
                 raise self._wrap(value, "get", p)
             out[p] = value
         return out
+
+    def _s3_gather(self, fn: str | Callable[..., Any], arglist: list[tuple], batch_size: int | None = None) -> list:
+        """Await ``fn(*args)`` (a coroutine function, or the name of one of ``fs``'s) for each
+        args concurrently on fsspec's event loop; exceptions are returned in place of results."""
+        from fsspec.asyn import _run_coros_in_chunks, sync
+
+        func = getattr(self.fs, fn) if isinstance(fn, str) else fn
+
+        async def gather() -> list:
+            coros = [func(*args) for args in arglist]
+            return await _run_coros_in_chunks(
+                coros, batch_size=batch_size, nofiles=True, return_exceptions=True
+            )
+
+        return sync(self.fs.loop, gather)
+
+    def _s3_delete(self, targets: list[str]) -> None:
+        """Delete keys with DeleteObjects, 1000 a request; no glob expansion (``fs.rm``
+        would expand ``[...]`` and could delete other objects)."""
+        bucket = self.root.split("/", 1)[0]
+        keys = list(dict.fromkeys(t.split("/", 1)[1] for t in targets))
+        fs = self.fs
+
+        async def delete(chunk: list[str]) -> list:
+            out = await fs._call_s3(
+                "delete_objects", Bucket=bucket,
+                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+            )
+            return out.get("Errors") or []
+
+        chunks = [(keys[i:i + 1000],) for i in range(0, len(keys), 1000)]
+        failures = []
+        for result in self._s3_gather(delete, chunks, batch_size=4):
+            if isinstance(result, BaseException):
+                raise result
+            failures += [e for e in result if e.get("Code") != "NoSuchKey"]
+        for t in targets:
+            fs.invalidate_cache(t)
+        if failures:
+            first = failures[0]
+            raise StoreError(
+                self._scrub(
+                    f"store {self.name!r}: could not delete {len(failures)} object(s), e.g. "
+                    f"{first.get('Key')!r}: {first.get('Code')}: {first.get('Message')}"
+                )
+            )
 
     def _threaded(self, fn: Callable[[Any], Any], items: list) -> list:
         if len(items) == 1:

@@ -271,15 +271,46 @@ def test_s3_objects_are_where_boto3_sees_them(s3_store, s3_client, bucket):
     assert s3_store.get("from/outside") == b"ext"
 
 
-def test_s3_put_many_and_get_many_are_batched(s3_store, monkeypatch):
-    calls = []
-    real_pipe, real_cat = s3_store.fs.pipe, s3_store.fs.cat
-    monkeypatch.setattr(s3_store.fs, "pipe", lambda arg, *a, **k: calls.append("pipe") or real_pipe(arg, *a, **k))
-    monkeypatch.setattr(s3_store.fs, "cat", lambda arg, *a, **k: calls.append("cat") or real_cat(arg, *a, **k))
+def test_s3_put_many_and_get_many_are_concurrent(s3_store, monkeypatch):
+    import asyncio
+
+    in_flight = {"now": 0, "max": 0}
+
+    def counting(method):
+        real = getattr(s3_store.fs, method)
+
+        async def wrapper(*args, **kwargs):
+            in_flight["now"] += 1
+            in_flight["max"] = max(in_flight["max"], in_flight["now"])
+            try:
+                await asyncio.sleep(0.05)  # long enough for the others to start
+                return await real(*args, **kwargs)
+            finally:
+                in_flight["now"] -= 1
+
+        monkeypatch.setattr(s3_store.fs, method, wrapper)
+
+    counting("_pipe_file")
+    counting("_cat_file")
     items = {f"b/{i}": b"%d" % i for i in range(20)}
     s3_store.put_many(items)
+    assert in_flight["max"] > 1
+    in_flight["max"] = 0
     assert s3_store.get_many(list(items)) == items
-    assert calls == ["pipe", "cat"]  # one concurrent call each, not 20
+    assert in_flight["max"] > 1
+
+
+def test_glob_characters_are_literal(store):
+    store.put("g/a1", b"plain")
+    store.put("g/a[1]", b"brackets")
+    store.put("g/a*", b"star")
+    store.put("g/a?", b"question")
+    assert store.get_many(["g/a[1]", "g/a*", "g/a?"]) == {
+        "g/a[1]": b"brackets", "g/a*": b"star", "g/a?": b"question"}
+    assert store.exists("g/a[1]") and not store.exists("g/a[2]")
+    store.remove(["g/a[1]", "g/a*", "g/a[2]"])
+    assert store.list("g/") == ["g/a1", "g/a?"]
+    assert store.get("g/a1") == b"plain"
 
 
 def test_s3_bucket_spec_and_env_secrets(s3_endpoint, bucket, store_config, monkeypatch):

@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
+from ..sqltext import register_sqlite_functions
 from .base import Adapter
 
 COMMENTS = "~dj_comment"
@@ -46,6 +47,7 @@ class SQLiteAdapter(Adapter):
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            register_sqlite_functions(dbapi_conn)
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):

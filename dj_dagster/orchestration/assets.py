@@ -16,6 +16,19 @@ from .translator import DataJointTranslator
 MAX_ERRORS_SHOWN = 20
 
 
+def has_make(cls) -> bool:
+    """Lookup tables materialize their contents; auto-populated tables need a make."""
+    from ..autopopulate import AutoPopulate
+
+    if cls.tier == "Lookup":
+        return True
+    if cls.tier not in ("Imported", "Computed"):
+        return False
+    own_make = getattr(cls, "make", None) is not getattr(AutoPopulate, "make", None)
+    three = all(callable(getattr(cls, n, None)) for n in ("make_fetch", "make_compute", "make_insert"))
+    return own_make or three
+
+
 def partition_restrictions(plan: PipelinePlan, partition_keys: list[str]) -> list[dict]:
     root = plan.root_node.table
     pk = root.heading.primary_key
@@ -38,8 +51,8 @@ def build_group_asset(plan: PipelinePlan, group: list[TableNode], translator: Da
     for node in group:
         deps = [key_of[p] for p in node.parents if p in key_of and p != node.full_name]
         specs.append(translator.get_asset_spec(node.table, deps, pdef))
-    if master.tier == "Manual":
-        return specs  # external: recorded by sensor, never materialized by a run
+    if master.tier == "Manual" or not has_make(master.cls):
+        return specs  # external: recorded by the sensor, never materialized by a run
     name = f"{translator.get_group_name(master.table)}__{key_of[master.full_name].path[-1]}"
     policy = dg.BackfillPolicy.single_run() if pdef is not None else None
 
