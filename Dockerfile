@@ -28,4 +28,4 @@ USER dagster
 
 EXPOSE 4000
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", \
-     "-m", "definitions", "-d", "/opt/dagster/app"]
+     "-m", "definitions.all", "-a", "defs", "-d", "/opt/dagster/app"]

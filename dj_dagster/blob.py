@@ -80,7 +80,7 @@ COMPRESS_MIN = 1000
 #: zlib level used when writing
 COMPRESS_LEVEL = 1
 #: payloads at least this long are first sampled for compressibility
-SAMPLE_MIN = 128 * 1024
+SAMPLE_MIN = 64 * 1024
 #: store raw when the sampled compressed/raw ratio exceeds this
 SAMPLE_MAX_RATIO = 0.9
 #: payloads at least this long are compressed in parallel chunks
@@ -548,9 +548,11 @@ def _deflate(data: bytes, level: int = COMPRESS_LEVEL) -> bytes:
 
 
 def _worth_compressing(data: bytes) -> bool:
+    """False when 8 evenly spaced 8 KiB samples compress poorly (random-looking
+    numbers, already compressed media): zlib would cost time and save little."""
     if len(data) < SAMPLE_MIN:
         return True
-    n_samples, size = 8, 16 * 1024
+    n_samples, size = 8, 8 * 1024
     step = (len(data) - size) // (n_samples - 1)
     view = memoryview(data)
     packed = sum(len(zlib.compress(view[i * step : i * step + size], 1)) for i in range(n_samples))

@@ -293,3 +293,15 @@ def test_huge_int_rejected():
 def test_malformed_blobs(raw):
     with pytest.raises(BlobFormatError):
         unpack(raw)
+
+
+def test_beyond_the_peer():
+    """Values the peer cannot round-trip exactly; ours does (and writes the same bytes)."""
+    c = np.array([complex(0, np.inf), complex(1, np.nan)])
+    back = unpack(pack(c))  # the peer computes re + 1j*im and gets NaN real parts
+    assert back[0] == c[0] and back[1].real == 1 and np.isnan(back[1].imag)
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = [1, 2], [3, 4]  # the peer's np.array(list) turns this into a 2x2 array
+    assert pack(ragged, compress=False) == djblob.pack(ragged, compress=False)
+    back = unpack(pack(ragged))
+    assert back.shape == (2,) and back[0] == [1, 2] and back[1] == [3, 4]

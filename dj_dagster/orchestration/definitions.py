@@ -12,6 +12,9 @@ from .sensors import build_sensor
 from .translator import DataJointTranslator, safe_name
 
 
+_IO_MANAGER = DataJointIOManager()  # one instance, so Definitions of several pipelines merge
+
+
 def build_definitions(*sources, partition_root=None, translator: DataJointTranslator | None = None,
                       name: str | None = None, sensor_interval: int = 30, resources: dict | None = None,
                       checks: bool = True) -> dg.Definitions:
@@ -51,5 +54,5 @@ def build_definitions(*sources, partition_root=None, translator: DataJointTransl
         asset_checks=build_checks(plan, key_of) if checks else None,
         sensors=[sensor],
         jobs=[j for j in (partitioned_job, global_job) if j is not None],
-        resources={"dj_io_manager": DataJointIOManager(), **(resources or {})},
+        resources={"dj_io_manager": _IO_MANAGER, **(resources or {})},
     )
