@@ -5,7 +5,8 @@ callable 3 times with ``time.perf_counter`` and prints min, median and the peer/
 minimums; above 1 means ours is faster).  ``BENCH_SCALE`` (default 1) scales the 100 MiB array down,
 e.g. ``BENCH_SCALE=0.1`` for 10 MiB.
 
-Run: ``python bench/bench_blob.py``
+Run: ``python bench/bench_blob.py`` standalone, or as part of ``python -m bench`` (cases named
+``blob ...``, built by ``harness_cases()``, whose data is made only when a blob case is selected).
 """
 
 from __future__ import annotations
@@ -55,6 +56,32 @@ def cases() -> list[tuple[str, object, object]]:
             lambda: [peer.unpack(b) for b in peer_dict_blobs],
         ),
     ]
+
+
+def harness_cases() -> list:
+    """The same cases as :func:`cases`, as ``bench.harness.Case`` objects that build their data lazily."""
+    try:
+        from .harness import Case
+    except ImportError:  # run as a script
+        from harness import Case
+
+    scale = float(os.environ.get("BENCH_SCALE", "1"))
+    n_bytes = max(8, int(100 * MIB * scale)) // 8 * 8
+    label = f"{n_bytes / MIB:g} MiB float64"
+    data: dict = {}
+
+    def prepare():
+        built = cases()
+        data.update({name: (o, p) for name, o, p in built})
+
+    def side(name: str, i: int):
+        return lambda: data[name][i]()
+
+    specs = [(f"pack {label}", (n_bytes / MIB, "MiB")), (f"unpack {label}", (n_bytes / MIB, "MiB")),
+             (f"pack {N_DICTS:,} small dicts", (N_DICTS, "dicts")),
+             (f"unpack {N_DICTS:,} small dicts", (N_DICTS, "dicts"))]
+    return [Case(f"blob {name}", side(name, 0), side(name, 1), prepare=prepare, units=units, repeats=REPEATS)
+            for name, units in specs]
 
 
 def _times(fn, repeats: int = REPEATS) -> list[float]:

@@ -115,4 +115,4 @@ SPECS = [
     (1, -0.8, 0.156, 0.15), (2, 0.285, 0.01, 0.2), (3, -0.4, 0.6, 0.25), (4, -0.70176, -0.3842, 0.1),
 ]
 
-defs = build_definitions(schema, name="fractal")
+defs = build_definitions(schema, name="fractal", sensor_interval=int(os.environ.get("DJ_SENSOR_INTERVAL", "30")))

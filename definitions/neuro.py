@@ -115,4 +115,5 @@ class SubjectSummary(dj.Computed):
         self.insert1({**key, "n_sessions": len(SpikeSort & key), "total_spikes": int(np.sum(n_spikes))})
 
 
-defs = build_definitions(schema, name="neuro", partition_root=Session)
+defs = build_definitions(schema, name="neuro", partition_root=Session,
+                         sensor_interval=int(os.environ.get("DJ_SENSOR_INTERVAL", "30")))

@@ -25,6 +25,7 @@ read-only view on the blob's bytes (as in DataJoint).
 
 from __future__ import annotations
 
+from .errors import DataJointError
 import collections.abc
 import datetime
 import math
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 
-class BlobError(Exception):
+class BlobError(DataJointError):
     """Base class of blob (de)serialization errors."""
 
 

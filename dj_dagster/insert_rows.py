@@ -282,13 +282,18 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
             seen[k] = i
         out.append(clean)
     if encoders:
-        for i, row in enumerate(out):
-            for name, enc in encoders.items():
-                if row.get(name) is not None:
-                    try:
-                        row[name] = enc(row[name], {k: row.get(k) for k in key})
-                    except DataError:
-                        raise
-                    except Exception as exc:
-                        raise _fail(table, i, name, row[name], f"cannot encode: {exc}") from None
+        from .external import upload_batch
+
+        # object-store uploads made by the encoders are collected and written together,
+        # concurrently, when the block ends: before any row reaches the database
+        with upload_batch():
+            for i, row in enumerate(out):
+                for name, enc in encoders.items():
+                    if row.get(name) is not None:
+                        try:
+                            row[name] = enc(row[name], {k: row.get(k) for k in key})
+                        except DataError:
+                            raise
+                        except Exception as exc:
+                            raise _fail(table, i, name, row[name], f"cannot encode: {exc}") from None
     return out

@@ -98,10 +98,11 @@ def numeric_arrays(draw, dtypes=st.sampled_from(NUMERIC + [f"<M8[{u}]" for u in 
 @st.composite
 def structured_arrays(draw):
     kinds = draw(st.lists(st.sampled_from(NUMERIC), min_size=1, max_size=3))
+    names = [f"f{i}" for i in range(len(kinds))]
     shape = draw(shapes)
-    return np.rec.fromarrays([draw(arrays(k, shape)) for k in kinds], names=[f"f{i}" for i in range(len(kinds))]) \
-        if draw(st.booleans()) else draw(hnp.arrays(np.dtype([(f"f{i}", k) for i, k in enumerate(kinds)]), shape,
-                                                    elements=st.just(0) | st.just(1)))
+    if draw(st.booleans()):  # a recarray from independent columns
+        return np.rec.fromarrays([draw(arrays(k, shape)) for k in kinds], names=names)
+    return draw(hnp.arrays(np.dtype(list(zip(names, kinds))), shape, elements=st.just(0) | st.just(1)))
 
 
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(-(2**300), 2**300) | st.floats()
