@@ -2,8 +2,8 @@
 
 ``cases()`` returns ``(name, ours, peer)`` triples of zero-argument callables.  ``main()`` times each
 callable 3 times with ``time.perf_counter`` and prints min, median and the peer/ours ratio (of the
-minimums; above 1 means ours is faster).  ``BENCH_SCALE`` (default 1) scales the 100 MiB array down,
-e.g. ``BENCH_SCALE=0.1`` for 10 MiB.
+minimums; above 1 means ours is faster).  ``BENCH_SCALE`` (default 1) scales the 100 MiB array and
+the 10,000 dicts down, e.g. ``BENCH_SCALE=0.1`` for 10 MiB and 1,000 dicts.
 
 Run: ``python bench/bench_blob.py`` standalone, or as part of ``python -m bench`` (cases named
 ``blob ...``, built by ``harness_cases()``, whose data is made only when a blob case is selected).
@@ -36,22 +36,27 @@ def _small_dicts(n: int) -> list[dict]:
     ]
 
 
+def _n_dicts() -> int:
+    return max(1000, int(N_DICTS * float(os.environ.get("BENCH_SCALE", "1"))))
+
+
 def cases() -> list[tuple[str, object, object]]:
     scale = float(os.environ.get("BENCH_SCALE", "1"))
+    n_dicts = _n_dicts()
     n_bytes = max(8, int(100 * MIB * scale)) // 8 * 8
     label = f"{n_bytes / MIB:g} MiB float64"
     array = np.random.default_rng(0).standard_normal(n_bytes // 8)
     ours_blob = ours.pack(array)
     peer_blob = peer.pack(array)  # slow (zlib level 6 over incompressible data): done once here
-    dicts = _small_dicts(N_DICTS)
+    dicts = _small_dicts(n_dicts)
     ours_dict_blobs = [ours.pack(d) for d in dicts]
     peer_dict_blobs = [peer.pack(d) for d in dicts]
     return [
         (f"pack {label}", lambda: ours.pack(array), lambda: peer.pack(array)),
         (f"unpack {label}", lambda: ours.unpack(ours_blob), lambda: peer.unpack(peer_blob)),
-        (f"pack {N_DICTS:,} small dicts", lambda: [ours.pack(d) for d in dicts], lambda: [peer.pack(d) for d in dicts]),
+        (f"pack {n_dicts:,} small dicts", lambda: [ours.pack(d) for d in dicts], lambda: [peer.pack(d) for d in dicts]),
         (
-            f"unpack {N_DICTS:,} small dicts",
+            f"unpack {n_dicts:,} small dicts",
             lambda: [ours.unpack(b) for b in ours_dict_blobs],
             lambda: [peer.unpack(b) for b in peer_dict_blobs],
         ),
@@ -78,8 +83,8 @@ def harness_cases() -> list:
         return lambda: data[name][i]()
 
     specs = [(f"pack {label}", (n_bytes / MIB, "MiB")), (f"unpack {label}", (n_bytes / MIB, "MiB")),
-             (f"pack {N_DICTS:,} small dicts", (N_DICTS, "dicts")),
-             (f"unpack {N_DICTS:,} small dicts", (N_DICTS, "dicts"))]
+             (f"pack {_n_dicts():,} small dicts", (_n_dicts(), "dicts")),
+             (f"unpack {_n_dicts():,} small dicts", (_n_dicts(), "dicts"))]
     return [Case(f"blob {name}", side(name, 0), side(name, 1), prepare=prepare, units=units, repeats=REPEATS)
             for name, units in specs]
 

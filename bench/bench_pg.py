@@ -39,7 +39,7 @@ def configure_peer_env() -> None:
         "DJ_DATABASE_NAME": url.database or "postgres",
         "DJ_USE_TLS": "false",
         "DJ_IGNORE_CONFIG_FILE": "true",
-        "DJ_LOG_LEVEL": "WARNING",
+        "DJ_LOG_LEVEL": "ERROR",
     }
     for k, v in env.items():
         os.environ.setdefault(k, v)
@@ -204,6 +204,7 @@ class PgSuite:
         tag = f"djbench_{os.getpid()}"
         self.names = {"ours": f"{tag}_ours", "dj": f"{tag}_dj", "raw": f"{tag}_raw"}
         self._ready = False
+        self._failed: str | None = None
         self._loaded: set[str] = set()
         self.raw = None  # psycopg connection (autocommit)
         self.ours = self.dj = self.rawside = None
@@ -233,6 +234,15 @@ class PgSuite:
     def ensure(self) -> None:
         if self._ready:
             return
+        if self._failed is not None:  # one failed set-up fails every case quickly, with its reason
+            raise RuntimeError(f"PostgreSQL set-up failed earlier: {self._failed}")
+        try:
+            self._ensure()
+        except Exception as exc:
+            self._failed = f"{type(exc).__name__}: {exc}"
+            raise
+
+    def _ensure(self) -> None:
         self._connect()
         import dj_dagster as dj
 
@@ -253,6 +263,21 @@ class PgSuite:
         self.rawside = Side("raw", self.names["raw"], None)
         self.read_sql_engine = sa.create_engine(pg_url())
         self._ready = True
+        self._warm_graph()
+
+    def _warm_graph(self) -> None:
+        """Build dj_dagster's foreign-key graph now, untimed.  It spans every schema on the
+        server, so a concurrent process dropping its tables can make one build fail: retry."""
+        from dj_dagster.errors import MissingTableError
+
+        for attempt in range(5):
+            try:
+                self.ours_conn.dependencies.graph
+                return
+            except MissingTableError:
+                self.ours_conn.invalidate()
+                self.ours_conn.tables.clear()
+        self.ours_conn.dependencies.graph
 
     def close(self) -> None:
         errors = []
@@ -267,8 +292,13 @@ class PgSuite:
             except Exception as exc:
                 errors.append(f"datajoint: {exc}")
         if self.raw is not None:
+            if self.raw.info.transaction_status != 0:  # not idle: a failed explicit transaction
+                self.raw.execute("ROLLBACK")
             for name in self.names.values():  # whatever is left, including the raw schema
-                self.raw.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+                try:
+                    self.raw.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+                except Exception as exc:
+                    errors.append(f"{name}: {exc}")
             self.raw.close()
         if self._ready:
             self.ours_conn.close()
@@ -395,7 +425,7 @@ class PgSuite:
 
         ins_dicts = lambda: C("ours", "Item").insert(self.insert_dicts)  # noqa: E731
         ins_frame = lambda: C("ours", "Item").insert(self.insert_frame)  # noqa: E731
-        common = dict(setup=insert_setup, prepare=prep_insert, units=sz["rows"])
+        common = dict(setup=insert_setup, prepare=prep_insert, units=sz["rows"], repeats=2)
         to_dj, to_raw = insert_check(lambda: self.dj), insert_check(lambda: self.rawside)
         label = f"{sz['rows']:,}"
         out += [
@@ -510,6 +540,7 @@ class PgSuite:
         len_fetched = loop(lambda: len(fetched("ours")))
         len_join = loop(lambda: len(C("ours", "Grp") * C("ours", "Member")))
         within13 = dict(target=1 / 1.3, target_text="within 1.3x")
+        ng = sz["groups"]
         lcommon = dict(prepare=prep_len, units=(loops, "calls"))
         out += [
             Case(f"len() of {label} rows x{loops}", len_fetched,
@@ -517,6 +548,9 @@ class PgSuite:
                  check=same_count(sz["rows"]), **within13, **lcommon),
             Case(f"len() of {label} rows x{loops}", len_fetched, loop(lambda: len(fetched("dj")())),
                  check=same_count(sz["rows"]), **lcommon),
+            Case(f"len() of {ng:,}-row table x{loops}", loop(lambda: len(C("ours", "Grp"))),
+                 raw_count(f"SELECT count(*) FROM {r}.grp"), peer_name="psycopg count(*)",
+                 check=same_count(ng), **within13, **lcommon),
             Case(f"len() of {jl}-row join x{loops}", len_join,
                  raw_count(f"SELECT count(*) FROM {r}.grp g JOIN {r}.member m ON m.g = g.g"),
                  peer_name="psycopg count(*)", check=same_count(sz["join"]), **within13, **lcommon),
@@ -558,7 +592,7 @@ class PgSuite:
 
         pc_dj, pc_raw = pop_check(lambda: self.dj), pop_check(lambda: self.rawside)
         kl = f"{sz['keys']:,}"
-        pcommon = dict(prepare=prep_pop, setup=pop_setup, units=(sz["keys"], "keys"))
+        pcommon = dict(prepare=prep_pop, setup=pop_setup, units=(sz["keys"], "keys"), repeats=2)
         pop = lambda side, **kw: lambda: C(side, "Dst").populate(**kw)  # noqa: E731
         ours_pop, ours_pop_res = pop("ours"), pop("ours", reserve_jobs=True)
         out += [

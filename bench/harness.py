@@ -65,6 +65,8 @@ class Result:
     ours: list[float]
     peer: list[float]
     error: str | None = None
+    ours_cpu: list[float] = dataclasses.field(default_factory=list)  # this process's CPU seconds per call
+    peer_cpu: list[float] = dataclasses.field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
@@ -90,14 +92,17 @@ def _call_hook(fn: Callable | None, side: str) -> None:
     fn(side) if params else fn()
 
 
-def _timed(fn: Callable[[], Any], setup, teardown, side: str) -> tuple[float, Any]:
+def _timed(fn: Callable[[], Any], setup, teardown, side: str) -> tuple[float, float, Any]:
+    """Wall seconds, this process's CPU seconds, and the result of one call."""
     _call_hook(setup, side)
     gc.collect()
+    cpu = time.process_time()
     start = time.perf_counter()
     result = fn()
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     _call_hook(teardown, side)
-    return elapsed, result
+    return elapsed, cpu, result
 
 
 def time_calls(fn: Callable[[], Any], repeats: int, setup=None, teardown=None,
@@ -105,7 +110,7 @@ def time_calls(fn: Callable[[], Any], repeats: int, setup=None, teardown=None,
     """Seconds of each of ``repeats`` calls, and the first call's result."""
     times, first = [], None
     for i in range(repeats):
-        elapsed, result = _timed(fn, setup, teardown, side)
+        elapsed, _, result = _timed(fn, setup, teardown, side)
         times.append(elapsed)
         if i == 0:
             first = result
@@ -113,30 +118,36 @@ def time_calls(fn: Callable[[], Any], repeats: int, setup=None, teardown=None,
     return times, first
 
 
+@dataclasses.dataclass
+class Timings:
+    wall: list[float] = dataclasses.field(default_factory=list)
+    cpu: list[float] = dataclasses.field(default_factory=list)
+    first: Any = None
+
+
 def time_interleaved(ours: Callable[[], Any] | None, peer: Callable[[], Any], ours_repeats: int,
-                     peer_repeats: int, setup=None, teardown=None) -> tuple[list[float], Any, list[float], Any]:
+                     peer_repeats: int, setup=None, teardown=None) -> tuple[Timings, Timings]:
     """Alternate ours and peer (ours, peer, ours, peer, ...) so that load from other processes on
     the machine hits both sides alike; ``ours=None`` times the peer alone."""
-    t_ours, t_peer, r_ours, r_peer = [], [], None, None
+    t_ours, t_peer = Timings(), Timings()
     for i in range(max(ours_repeats if ours is not None else 0, peer_repeats)):
-        if ours is not None and i < ours_repeats:
-            elapsed, result = _timed(ours, setup, teardown, "ours")
-            t_ours.append(elapsed)
-            r_ours = result if i == 0 else r_ours
+        for fn, n, side, acc in ((ours, ours_repeats, "ours", t_ours), (peer, peer_repeats, "peer", t_peer)):
+            if fn is None or i >= n:
+                continue
+            elapsed, cpu, result = _timed(fn, setup, teardown, side)
+            acc.wall.append(elapsed)
+            acc.cpu.append(cpu)
+            if i == 0:
+                acc.first = result
             del result
-        if i < peer_repeats:
-            elapsed, result = _timed(peer, setup, teardown, "peer")
-            t_peer.append(elapsed)
-            r_peer = result if i == 0 else r_peer
-            del result
-    return t_ours, r_ours, t_peer, r_peer
+    return t_ours, t_peer
 
 
 class Runner:
     def __init__(self, verbose: bool = True):
         self.verbose = verbose
         self._prepared: dict[int, Any] = {}  # id(prepare) -> prepare (kept alive so ids stay unique)
-        self._ours_cache: dict[tuple[int, int], tuple[list[float], Any, tuple]] = {}
+        self._ours_cache: dict[tuple[int, int], tuple[Timings, tuple]] = {}
 
     def run(self, case: Case) -> Result:
         try:
@@ -146,17 +157,17 @@ class Runner:
                 self._prepared[id(case.prepare)] = case.prepare
             key = (id(case.ours), id(case.setup))
             cached = self._ours_cache.get(key)
-            t_ours, r_ours, t_peer, r_peer = time_interleaved(
+            t_ours, t_peer = time_interleaved(
                 None if cached else case.ours, case.peer, case.repeats, case.peer_repeats or case.repeats,
                 case.setup, case.teardown)
             if cached:
-                t_ours, r_ours, _ = cached
+                t_ours = cached[0]
             else:
-                self._ours_cache[key] = (t_ours, r_ours, (case.ours, case.setup))
+                self._ours_cache[key] = (t_ours, (case.ours, case.setup))
             if case.check is not None:
-                case.check(r_ours, r_peer)
-            del r_peer
-            result = Result(case, t_ours, t_peer)
+                case.check(t_ours.first, t_peer.first)
+            t_peer.first = None
+            result = Result(case, t_ours.wall, t_peer.wall, ours_cpu=t_ours.cpu, peer_cpu=t_peer.cpu)
         except Exception as exc:  # a broken case is reported, the run goes on
             traceback.print_exc()
             result = Result(case, [], [], error=f"{type(exc).__name__}: {exc}"[:200])
@@ -189,18 +200,19 @@ def _throughput(case: Case, seconds: list[float]) -> str:
 
 
 HEADER = ["case", "peer", "ours min", "ours median", "peer min", "peer median", "ratio peer/ours",
-          "ours throughput", "target", "met"]
+          "ours throughput", "target", "met", "client CPU ours / peer"]
 
 
 def _cells(r: Result) -> list[str]:
     c = r.case
     if r.error:
-        return [c.name, c.peer_name, "ERROR", r.error.replace("|", "/"), "", "", "", "", c.target_text, ""]
+        return [c.name, c.peer_name, "ERROR", r.error.replace("|", "/"), "", "", "", "", c.target_text, "", ""]
     ratio = r.ratio
     met = "" if r.met is None else ("yes" if r.met else "**no**")
     return [c.name, c.peer_name, _fmt_s(r.ours, min), _fmt_s(r.ours, statistics.median), _fmt_s(r.peer, min),
             _fmt_s(r.peer, statistics.median), f"{ratio:.2f}x" if ratio is not None else "-",
-            _throughput(c, r.ours), c.target_text, met]
+            _throughput(c, r.ours), c.target_text, met,
+            f"{_fmt_s(r.ours_cpu, min)} / {_fmt_s(r.peer_cpu, min)}" if r.ours_cpu and r.peer_cpu else ""]
 
 
 def _row(r: Result) -> str:
@@ -212,8 +224,9 @@ def markdown(results: Iterable[Result], title: str = "Benchmark results", notes:
     lines += [f"- {n}" for n in notes]
     lines += ["", "| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * len(HEADER)) + "|"]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in results]
-    lines += ["", "ratio = peer min / ours min (above 1: dj_dagster is faster). "
-              "Targets are minimum ratios; 'within 1.5x of X' means ratio >= 0.67.", ""]
+    lines += ["", "ratio = peer min / ours min (wall clock; above 1: dj_dagster is faster). "
+              "Targets are minimum ratios; 'within 1.5x of X' means ratio >= 0.67. "
+              "Client CPU is this process's CPU time (min over calls), excluding the database server's work.", ""]
     return "\n".join(lines)
 
 
@@ -222,6 +235,7 @@ def environment_notes(extra: Iterable[str] = ()) -> list[str]:
         f"date: {dt.datetime.now().isoformat(timespec='seconds')}",
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores",
         f"BENCH_SCALE={os.environ.get('BENCH_SCALE', '1')}",
+        "load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()),
         *extra,
     ]
 

@@ -13,15 +13,10 @@ from .schema import Schema, VirtualModule, list_schemas, virtual_schema
 from .settings import config
 from .user_tables import Computed, Imported, Lookup, Manual, Part
 from .codecs import Codec
+from .diagram import Diagram
 
 __version__ = "0.1.0"
 schema = Schema
-
-
-def Diagram(*args, **kwargs):  # noqa: N802 - DataJoint's name
-    from .diagram import Diagram as _Diagram
-
-    return _Diagram(*args, **kwargs)
 
 
 __all__ = [

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import networkx as nx
 
+import sqlalchemy as sa
+
 from . import catalog
+from .errors import MissingTableError
 
 
 class Dependencies:
@@ -34,7 +37,10 @@ class Dependencies:
             for name in names:
                 if name.startswith("~"):
                     continue
-                info = catalog.load(conn, schema, name)
+                try:
+                    info = catalog.load(conn, schema, name)
+                except (MissingTableError, sa.exc.NoSuchTableError):
+                    continue  # dropped by another process while we read the catalog
                 g.add_node(info.full_name, primary_key=info.heading.primary_key)
                 for fk in info.foreign_keys:
                     g.add_edge(fk.parent, info.full_name, attr_map=fk.attr_map, primary=fk.primary)

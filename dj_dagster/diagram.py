@@ -191,7 +191,7 @@ class Diagram:
             self.nodes_to_show = set(source.nodes_to_show)
             self.context = dict(source.context) if context is None else dict(context)
             self.show_parts = source.show_parts if show_parts is None else show_parts
-            self.direction = direction or source.direction
+            self.direction = _check_direction(direction or source.direction)
             return
         sources = list(source) if isinstance(source, (list, tuple, set, frozenset)) else [source]
         if not sources:
@@ -221,9 +221,7 @@ class Diagram:
         self.nodes_to_show: set[str] = nodes
         self.context: dict = dict(context or {})
         self.show_parts = show_parts
-        self.direction = (direction or _config_direction()).upper()
-        if self.direction not in ("TB", "LR", "BT", "RL"):
-            raise DataJointError(f"Diagram direction must be TB, LR, BT or RL, not {direction!r}")
+        self.direction = _check_direction(direction or _config_direction())
 
     @classmethod
     def from_sequence(cls, sequence: Iterable) -> "Diagram":
@@ -452,6 +450,8 @@ class Diagram:
             lines.append(f"    linkStyle {','.join(renamed)} stroke:{RENAMED_COLOR},color:{RENAMED_COLOR}")
         return "\n".join(lines) + "\n"
 
+    make_mermaid = to_mermaid  # DataJoint's name
+
     def to_dot(self) -> str:
         """Graphviz DOT source: one cluster per schema, tier shapes and colours."""
         view = self._view()
@@ -647,6 +647,13 @@ def _config_direction() -> str:
     from .settings import config
 
     return str(config.get("diagram_direction") or "TB")
+
+
+def _check_direction(direction: str) -> str:
+    value = str(direction).upper()
+    if value not in ("TB", "LR", "BT", "RL"):
+        raise DataJointError(f"Diagram direction must be TB, LR, BT or RL, not {direction!r}")
+    return value
 
 
 def _dot_quote(text: str) -> str:

@@ -223,14 +223,11 @@ _current: contextvars.ContextVar[UploadBatch | None] = contextvars.ContextVar("d
 def upload_batch(limit_bytes: int | None = None) -> Iterator[UploadBatch]:
     """Collect the uploads made inside the block and write them concurrently when it ends.
 
-    Nothing is uploaded if the block raises. A nested block joins the outer one. When
-    the collected data exceeds ``limit_bytes`` (``config['upload_batch_bytes']``,
+    Nothing is uploaded if the block raises. A nested block is a batch of its own, written
+    when the nested block ends (its rows may reach the database before the outer ones).
+    When the collected data exceeds ``limit_bytes`` (``config['upload_batch_bytes']``,
     256 MiB by default) it is written early, so memory stays bounded for big inserts.
     """
-    outer = _current.get()
-    if outer is not None:
-        yield outer
-        return
     if limit_bytes is None:
         limit_bytes = int(config.get("upload_batch_bytes") or _DEFAULT_BATCH_BYTES)
     batch = UploadBatch(limit_bytes=limit_bytes)
@@ -557,8 +554,9 @@ class ObjectRef:
             return True
         if not s.exists(self.path):
             raise NotInStoreError(f"Object {self.path!r} is not in store {s.name!r}")
-        if self.size is not None and s.size(self.path) != self.size:
-            raise ExternalStoreError(f"Size mismatch for {self.path!r}: expected {self.size}, got {s.size(self.path)}")
+        size = self._meta.get("size")  # bytes (NpyRef.size counts elements)
+        if size is not None and s.size(self.path) != size:
+            raise ExternalStoreError(f"Size mismatch for {self.path!r}: expected {size}, got {s.size(self.path)}")
         if self.hash:
             with s.open(self.path, "rb") as f:
                 actual = _hash_stream(f)
@@ -793,16 +791,18 @@ def gc(schema_or_connection, store: str | None = None, dry_run: bool = True) -> 
         raise DataJointError(f"gc() takes a Schema or a Connection, got {type(schema_or_connection).__name__}")
     refs, declared, problems = _scan(connection, schemas)
     if store is not None:
-        names = [_store(store).name]
+        targets = [_store(store)]
     else:
-        names = sorted(declared)
+        targets = []
         with contextlib.suppress(StoreError):
-            default = get_store(None).name
-            if default not in names:
-                names.append(default)
+            declared.add(get_store(None).name)
+        for name in sorted(declared):
+            try:
+                targets.append(get_store(name))
+            except StoreError as exc:
+                log.warning("gc: skipping store %r: %s", name, exc)
     orphans: list[Orphan] = []
-    for name in names:
-        s = _store(name)
+    for s in targets:
         referenced = refs.get(s.name, set())
         for schema in schemas:
             try:

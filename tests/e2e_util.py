@@ -69,15 +69,70 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     return data["data"]
 
 
-def chromium_dom(url: str, profile: Path, screenshot: Path | None = None, wait_ms: int = 20000) -> str:
-    """Render a page in headless Chromium; return its DOM (and save a screenshot)."""
+def chromium_page(url: str, profile: Path, expect: list[str], screenshot: Path, timeout: float = 90) -> str:
+    """Open ``url`` in headless Chromium over the DevTools protocol, dismiss first-visit
+    dialogs, wait until every string of ``expect`` is on the page, save a screenshot,
+    and return the page text."""
+    import base64
+
+    from websockets.sync.client import connect
+
+    port = free_port()
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", f"--virtual-time-budget={wait_ms}", "--window-size=1600,1000"]
-    if screenshot is not None:
-        subprocess.run(["chromium", *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=180)
-    out = subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
-    return out.stdout
+             f"--user-data-dir={profile}", f"--remote-debugging-port={port}", "--window-size=1600,1000",
+             "about:blank"]
+    proc = subprocess.Popen(["chromium", *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def page_ws():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as resp:
+                pages = [p for p in json.loads(resp.read()) if p.get("type") == "page"]
+            return pages[0]["webSocketDebuggerUrl"] if pages else None
+
+        ws_url = wait_until(page_ws, 60, interval=0.5, what="chromium DevTools endpoint")
+        with connect(ws_url, max_size=None, open_timeout=30) as ws:
+            counter = iter(range(1, 1_000_000))
+
+            def call(method, **params):
+                msg_id = next(counter)
+                ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+                while True:
+                    msg = json.loads(ws.recv(timeout=60))
+                    if msg.get("id") == msg_id:
+                        if "error" in msg:
+                            raise AssertionError(f"{method}: {msg['error']}")
+                        return msg.get("result", {})
+
+            call("Page.enable")
+            call("Page.navigate", url=url)
+            dismiss = ("for (const b of document.querySelectorAll('button')) "
+                       "{ if (['Skip', 'Dismiss', 'Close'].includes(b.innerText.trim())) b.click(); }")
+
+            def text():
+                call("Runtime.evaluate", expression=dismiss)
+                value = call("Runtime.evaluate", expression="document.body ? document.body.innerText : ''")
+                body = value.get("result", {}).get("value", "")
+                return body if all(e in body for e in expect) else None
+
+            deadline = time.monotonic() + timeout
+            body = None
+            while time.monotonic() < deadline and body is None:
+                body = text()
+                if body is None:
+                    time.sleep(1)
+            time.sleep(1)
+            shot = call("Page.captureScreenshot", format="png")
+            screenshot.write_bytes(base64.b64decode(shot["data"]))
+            if body is None:
+                value = call("Runtime.evaluate", expression="document.body ? document.body.innerText : ''")
+                return value.get("result", {}).get("value", "")
+            return body
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def env_without_dj(**extra) -> dict:

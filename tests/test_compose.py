@@ -157,7 +157,8 @@ def test_workspace_points_at_the_code_server(raw):
     assert cmd[:3] == ["dagster", "code-server", "start"]
     assert cmd[cmd.index("-p") + 1] == str(grpc["port"])
     assert cmd[cmd.index("-h") + 1] == "0.0.0.0"
-    assert cmd[cmd.index("-m") + 1] == "definitions"
+    module = cmd[cmd.index("-m") + 1]
+    assert module == "definitions.all" and (ROOT / "definitions" / "all.py").exists()
     health = raw["services"]["user_code"]["healthcheck"]["test"]
     assert health[-1] == str(grpc["port"])
 

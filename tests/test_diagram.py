@@ -142,6 +142,9 @@ def test_mermaid_hidden_parts(schema, pipe):
 
 def test_mermaid_direction(schema, pipe):
     assert dj.Diagram(pipe.Animal, direction="LR").to_mermaid().startswith("flowchart LR\n")
+    assert dj.Diagram(pipe.Animal).make_mermaid().startswith("flowchart TB\n")
+    with pytest.raises(dj.DataJointError):
+        dj.Diagram(pipe.Animal, direction="up")
 
 
 # --- selection algebra -------------------------------------------------------------------
@@ -153,7 +156,9 @@ def test_schema_and_table_sources(schema, pipe):
     assert dj.Diagram(pipe.Session()).nodes_to_show == full(schema, "session")
     assert dj.Diagram([pipe.Animal, pipe.Method]).nodes_to_show == full(schema, "animal", "#method")
     assert dj.Diagram(pipe.Analysis.Unit).nodes_to_show == full(schema, "__analysis__unit")
-    assert diagram_module.Diagram.from_sequence([pipe.Animal, pipe.Method]).nodes_to_show == full(schema, "animal", "#method")
+    # dj.Diagram is a lazy-import function: the class (and its classmethods) live in dj_dagster.diagram
+    sequence = diagram_module.Diagram.from_sequence([pipe.Animal, pipe.Method])
+    assert sequence.nodes_to_show == full(schema, "animal", "#method")
     # a Diagram is a copy; the operators never change their operands
     d = dj.Diagram(pipe.Session)
     _ = d + 2

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 import dj_dagster as dj
-from tests.e2e_util import ROOT, chromium_dom, dagster_dev, env_without_dj, graphql, wait_until
+from tests.e2e_util import ROOT, chromium_page, dagster_dev, env_without_dj, graphql, wait_until
 
 ARTIFACTS = ROOT / "test-artifacts"
 TABLES = ["julia_spec", "julia_image", "denoise_method", "denoised"]
@@ -83,7 +83,9 @@ def test_dagster_dev_end_to_end(dev_server, tmp_path):
     if shutil.which("chromium") is None:
         pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
     shot = ARTIFACTS / "asset-graph.png"
-    dom = chromium_dom(f"{url}/asset-groups/fractal", tmp_path / "chromium", screenshot=shot)
-    missing = [t for t in TABLES if t not in dom]
+    lineage = f"{url}/assets/fractal/denoised?view=lineage&lineageScope=upstream&lineageDepth=5"
+    page = chromium_page(lineage, tmp_path / "chromium",
+                         expect=TABLES, screenshot=shot)
+    missing = [t for t in TABLES if t not in page]
     assert not missing, f"asset graph page lacks {missing}"
     assert shot.exists() and shot.stat().st_size > 10_000

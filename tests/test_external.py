@@ -667,6 +667,8 @@ def test_gc_scope(schema, make_schema, stores):
 
 
 def test_many_objects_to_s3_concurrently_and_one_at_a_time(schema, stores, s3_endpoint, s3_bucket, monkeypatch):
+    """200 objects of 1 MiB: one insert uploads them with one concurrent put_many; with a
+    batch limit of one byte, the same insert uploads them one at a time. Speed: bench/."""
     stores({"s3": s3_spec(s3_endpoint, s3_bucket)})
 
     @schema
@@ -692,14 +694,17 @@ def test_many_objects_to_s3_concurrently_and_one_at_a_time(schema, stores, s3_en
     spy = PutSpy(monkeypatch)
     Batched.insert([{"item_id": i, "data": d} for i, d in enumerate(batched)])
     assert spy.put_many_sizes == [n] and spy.put_calls == 0  # one concurrent put_many
-    for i, d in enumerate(single):
-        OneByOne.insert1({"item_id": i, "data": d})
-    assert spy.put_many_sizes == [n] and spy.put_calls == n  # one put per insert
+    config["upload_batch_bytes"] = 1  # every object flushed on its own
+    OneByOne.insert([{"item_id": i, "data": d} for i, d in enumerate(single)])
+    assert spy.put_many_sizes == [n] and spy.put_calls == n  # one put per object
     monkeypatch.undo()
 
     store = get_store("s3")
     assert len(store.list(f"_hash/{schema.database}/")) == 2 * n
     for table, expected in ((Batched, batched), (OneByOne, single)):
-        got = [r["data"] for r in table.to_dicts(order_by="item_id")]
-        assert len(got) == n
-        assert [hashlib.md5(g).digest() for g in got] == [hashlib.md5(e).digest() for e in expected]
+        metas = raw_column(table, "data")
+        assert [m["hash"] for m in metas] == [compute_hash(e) for e in expected]
+        stored = store.get_many([m["path"] for m in metas])  # every object, read concurrently
+        assert [hashlib.md5(stored[m["path"]]).digest() for m in metas] == [hashlib.md5(e).digest() for e in expected]
+        sample = table & [{"item_id": i} for i in (0, 1, n // 2, n - 1)]  # and some through fetch
+        assert [r["data"] for r in sample.to_dicts(order_by="item_id")] == [expected[i] for i in (0, 1, n // 2, n - 1)]

@@ -7,9 +7,18 @@ from pathlib import Path
 
 import dj_dagster as dj
 
-DATA = Path(os.environ.get("DJ_UNIVERSITY_DATA", Path(__file__).resolve().parents[2] / "shared/datasets/university"))
-if not DATA.exists():  # CI lays shared/ beside the clone
-    DATA = Path(__file__).resolve().parents[1].parent / "shared/datasets/university"
+def _find_data() -> Path:
+    """shared/ lies beside the repository (as CI lays it); DJ_UNIVERSITY_DATA overrides."""
+    candidates = [os.environ.get("DJ_UNIVERSITY_DATA"),
+                  Path(__file__).resolve().parents[2] / "shared/datasets/university",
+                  "/work/shared/datasets/university"]
+    for c in candidates:
+        if c and (Path(c) / "Student.csv").exists():
+            return Path(c)
+    raise FileNotFoundError(f"university dataset not found in {[str(c) for c in candidates if c]}")
+
+
+DATA = _find_data()
 
 
 def declare(schema: dj.Schema) -> dict:
