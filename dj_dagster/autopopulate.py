@@ -3,6 +3,7 @@ transaction, optionally sharing the work with other workers through the jobs tab
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import inspect
@@ -12,6 +13,7 @@ import time
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from .condition import AndList
 from .errors import DataJointError, IntegrityError
@@ -42,8 +44,6 @@ class AutoPopulate:
     @property
     def key_source(self):
         """Join of the primary-key projections of the primary foreign-key parents."""
-        override = type(self).__dict__.get("key_source") if False else None
-        del override
         from .schema import table_object
 
         parents = self._connection.dependencies.parents(self.full_table_name, primary=True)
@@ -178,6 +178,7 @@ class AutoPopulate:
         token = _inside_make.set(_inside_make.get() | names)
         try:
             if self._three_part:
+                started = datetime.datetime.now()
                 fetched = self.make_fetch(key)
                 computed = self.make_compute(key, *_as_tuple(fetched), **make_kwargs)
                 with conn.transaction():
@@ -188,14 +189,31 @@ class AutoPopulate:
                         raise IntegrityError(f"{self.full_table_name}: upstream data for {key} changed during "
                                              "make_compute; the key will be retried")
                     self.make_insert(key, *_as_tuple(computed))
+                    self._record_provenance(key, started)
                 return True
             with conn.transaction():
                 if key in self.proj():
                     return False
+                started = datetime.datetime.now()
                 self.make(dict(key), **make_kwargs)
+                self._record_provenance(key, started)
             return True
         finally:
             _inside_make.reset(token)
+
+    def _record_provenance(self, key: dict, started: datetime.datetime) -> None:
+        """Stamp the rows this make inserted with its start, duration and code version."""
+        if "_job_version" not in self.heading.attributes:
+            return
+        t = self.sa_table
+        duration = (datetime.datetime.now() - started).total_seconds()
+        where = [t.c[k] == sa.bindparam(None, v, type_=t.c[k].type) for k, v in key.items() if k in t.c]
+        self._connection.execute(sa.update(t).where(*where).values(
+            _job_start_time=started, _job_duration=duration, _job_version=self.code_version))
+
+    def outdated(self):
+        """Rows made by a different version of the make code (recompute them by deleting)."""
+        return self - {"_job_version": self.code_version}
 
     def _part_names(self) -> list[str]:
         prefix = f"{self.database}.{self.table_name}__"

@@ -63,6 +63,18 @@ def _split_unquoted(text: str, sep: str) -> tuple[str, str | None]:
     return text, None
 
 
+def job_metadata_attributes() -> list[Attribute]:
+    """Hidden provenance columns of auto-populated tables (as datajoint 2.x adds them):
+    when the row's make started, how long it took, and the code version that made it."""
+    return [
+        Attribute("_job_start_time", parse_type("datetime(3)"), nullable=True, comment="when computation began",
+                  hidden=True),
+        Attribute("_job_duration", parse_type("float32"), nullable=True, comment="computation duration in seconds",
+                  hidden=True),
+        Attribute("_job_version", parse_type("varchar(64)"), default='""', comment="code version", hidden=True),
+    ]
+
+
 def parse_attribute(line: str, in_key: bool, where: str) -> Attribute:
     head, rest = _split_unquoted(line, ":")
     if rest is None:

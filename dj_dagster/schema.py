@@ -9,7 +9,7 @@ from typing import Any
 
 from . import catalog, naming
 from .connection import Connection, conn as default_conn
-from .declare import parse_definition
+from .declare import job_metadata_attributes, parse_definition
 from .errors import DataJointError, DeclarationError, MissingTableError
 from .settings import config
 
@@ -145,6 +145,7 @@ class Schema:
                 raise DeclarationError(
                     f"{cls.tier} table {cls.__name__} needs a foreign key in its primary key: its keys come "
                     "from the key source, the join of its primary parents")
+            tdef.attributes.extend(job_metadata_attributes())
         catalog.declare(c, self.database, cls._table_name, tdef)
 
     # --- introspection ---------------------------------------------------------

@@ -204,3 +204,26 @@ def test_describe_and_virtual_schema(pipeline, schema, connection):
     assert module.Score.tier == "Computed" and module.Method.tier == "Lookup"
     assert len(module.Method()) == 2
     assert set(Score.parents()) == {f"{schema.database}.session", f"{schema.database}.#method"}
+
+
+def test_provenance_finds_results_of_old_code(pipeline):
+    Score = pipeline["Score"]
+    Score.populate()
+    version = Score().code_version
+    assert set(Score.to_arrays("_job_version")) == {version}
+    assert all(d is not None and d >= 0 for d in Score.to_arrays("_job_duration"))
+    assert len(Score().outdated()) == 0
+    original = Score.make
+
+    def make(self, key):  # new code
+        original(self, key)
+
+    Score.make = make
+    try:
+        assert Score().code_version != version
+        assert len(Score().outdated()) == 6
+        (Score().outdated() & {"subject_id": 2}).delete(safemode=False)
+        Score.populate()
+        assert len(Score().outdated()) == 4
+    finally:
+        Score.make = original
