@@ -78,15 +78,7 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
             parents[pinfo.full_name] = sa.Table(
                 p_name, md, *[sa.Column(a.name, adapter.sql_type(a.type), primary_key=True)
                               for a in pinfo.heading if a.in_key], schema=p_schema)
-    columns = []
-    for a in definition.attributes:
-        kwargs = {}
-        if a.default is not None:
-            kwargs["server_default"] = _server_default(a, table)
-        columns.append(sa.Column(a.name, adapter.sql_type(a.type, sa_name, a.name), primary_key=a.in_key,
-                                 nullable=a.nullable or (a.default is not None and a.default.lower() == "null"),
-                                 comment=a.sql_comment if adapter.supports_comments else None,
-                                 autoincrement=False, **kwargs))
+    columns = [build_column(adapter, a, sa_name, table) for a in definition.attributes]
     constraints = []
     for fk in definition.foreign_keys:
         ptable = parents[fk.parent._info.full_name]
@@ -109,6 +101,15 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
         adapter.write_comments(conn, schema, table, definition.comment,
                                {a.name: a.sql_comment for a in definition.attributes})
     connection.invalidate()
+
+
+def build_column(adapter, a: Attribute, sa_name: str, table: str) -> sa.Column:
+    """The DDL column of an attribute (type per backend, default, comment)."""
+    kwargs = {}
+    if a.default is not None:
+        kwargs["server_default"] = _server_default(a, table)
+    return sa.Column(a.name, adapter.sql_type(a.type, sa_name, a.name), primary_key=a.in_key,
+                     nullable=a.nullable, comment=a.sql_comment, autoincrement=False, **kwargs)
 
 
 def _server_default(a: Attribute, table: str):

@@ -315,10 +315,12 @@ class Table(QueryExpression, metaclass=TableMeta):
             print(text)
         return text
 
-    def alter(self, definition: str | None = None, prompt: bool = False) -> None:
+    def alter(self, definition: str | None = None, prompt: bool = False) -> dict:
+        """Change secondary attributes and the comment to match ``definition`` (default:
+        the class's current definition); returns the attributes added, dropped, changed."""
         from .alter import alter
 
-        alter(self, definition or type(self).definition)
+        return alter(self, definition or type(self).definition)
 
 
 def _by_columns(rows: list[dict]) -> list[list[dict]]:

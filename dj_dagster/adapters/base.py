@@ -12,7 +12,34 @@ from sqlalchemy.engine import Connection, Engine
 from ..types import TypeSpec
 
 
-class Adapter:
+class AlterMixin:
+    """ALTER TABLE statements for secondary attributes and comments."""
+
+    def _qualified(self, conn, schema: str, table: str) -> str:
+        prep = conn.dialect.identifier_preparer
+        sa_schema, sa_name = self.table_address(schema, table)
+        return (prep.quote_identifier(sa_schema) + "." if sa_schema else "") + prep.quote_identifier(sa_name)
+
+    def add_column(self, conn, schema: str, table: str, column: sa.Column) -> None:
+        ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} ADD COLUMN {ddl}")
+        self._column_comment(conn, schema, table, column)
+
+    def drop_column(self, conn, schema: str, table: str, name: str) -> None:
+        q = conn.dialect.identifier_preparer.quote_identifier(name)
+        conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} DROP COLUMN {q}")
+
+    def modify_column(self, conn, schema: str, table: str, column: sa.Column) -> None:
+        raise NotImplementedError
+
+    def _column_comment(self, conn, schema: str, table: str, column: sa.Column) -> None:
+        """Backends whose ADD/MODIFY COLUMN cannot carry the comment set it here."""
+
+    def set_table_comment(self, conn, schema: str, table: str, comment: str) -> None:
+        raise NotImplementedError
+
+
+class Adapter(AlterMixin):
     name = "base"
     native_enum = False
     supports_comments = True  # column and table comments live in the catalog
@@ -111,3 +138,4 @@ class Adapter:
 
     def is_fk_violation(self, exc: Exception) -> bool:
         return False
+

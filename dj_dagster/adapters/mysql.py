@@ -69,3 +69,10 @@ class MySQLAdapter(Adapter):
 
     def is_fk_violation(self, exc):
         return getattr(getattr(exc, "orig", None), "args", [None])[0] in (1451, 1452)
+
+    def modify_column(self, conn, schema, table, column):
+        ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} MODIFY COLUMN {ddl}")
+
+    def set_table_comment(self, conn, schema, table, comment):
+        conn.execute(sa.text(f"ALTER TABLE {self._qualified(conn, schema, table)} COMMENT = :c"), {"c": comment})

@@ -58,3 +58,29 @@ class PostgreSQLAdapter(Adapter):
 
     def is_fk_violation(self, exc):
         return getattr(getattr(exc, "orig", None), "sqlstate", None) == "23503"
+
+    def modify_column(self, conn, schema, table, column):
+        q = conn.dialect.identifier_preparer.quote_identifier(column.name)
+        target = self._qualified(conn, schema, table)
+        type_sql = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} TYPE {type_sql} USING {q}::{type_sql}")
+        null = "DROP NOT NULL" if column.nullable else "SET NOT NULL"
+        conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} {null}")
+        if column.server_default is not None:
+            default = sa.schema.CreateColumn(column).compile(dialect=conn.dialect).string.split(" DEFAULT ", 1)
+            if len(default) == 2:
+                conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} SET DEFAULT "
+                                     f"{default[1].split(' NOT NULL')[0]}")
+        else:
+            conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} DROP DEFAULT")
+        self._column_comment(conn, schema, table, column)
+
+    def _column_comment(self, conn, schema, table, column):
+        q = conn.dialect.identifier_preparer.quote_identifier(column.name)
+        text = (column.comment or "").replace("'", "''")
+        conn.exec_driver_sql(f"COMMENT ON COLUMN {self._qualified(conn, schema, table)}.{q} IS '{text}'"
+                             .replace("%", "%%"))
+
+    def set_table_comment(self, conn, schema, table, comment):
+        text = comment.replace("'", "''").replace("%", "%%")
+        conn.exec_driver_sql(f"COMMENT ON TABLE {self._qualified(conn, schema, table)} IS '{text}'")

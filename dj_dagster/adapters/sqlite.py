@@ -117,3 +117,20 @@ class SQLiteAdapter(Adapter):
 
     def is_fk_violation(self, exc):
         return "FOREIGN KEY constraint failed" in str(exc)
+
+    def modify_column(self, conn, schema, table, column):
+        from ..errors import DataJointError
+
+        raise DataJointError(f"SQLite cannot change the type, default or nullability of {schema}.{table}."
+                             f"{column.name}; only comments can be altered on SQLite")
+
+    def set_table_comment(self, conn, schema, table, comment):
+        self.set_column_comment(conn, schema, table, "", comment)
+
+    def set_column_comment(self, conn, schema, table, name, comment):
+        conn.execute(sa.text(f'INSERT INTO "{COMMENTS}" (tbl, col, comment) VALUES (:t, :c, :m) '
+                             "ON CONFLICT (tbl, col) DO UPDATE SET comment = excluded.comment"),
+                     {"t": f"{schema}.{table}", "c": name, "m": comment})
+
+    def _column_comment(self, conn, schema, table, column):
+        self.set_column_comment(conn, schema, table, column.name, column.comment or "")
