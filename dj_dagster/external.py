@@ -43,7 +43,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Iterable, Iterator, NamedTuple
+from typing import IO, Any, Iterator, NamedTuple
 
 from .errors import DataError, DataJointError, NotInStoreError
 from .settings import config

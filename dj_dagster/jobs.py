@@ -118,9 +118,11 @@ class Jobs:
             existing = {tuple(r) for r in tx.execute(sa.select(*[t.c[k] for k in key]))}
             rows = [k for k in todo.keys() if tuple(k[n] for n in key) not in existing]
             now = _now()
-            if rows:
-                tx.execute(sa.insert(t), [{**k, "status": "pending", "priority": priority,
-                                           "scheduled_time": now, "version": version} for k in rows])
+            if rows:  # other workers may add the same keys at the same time
+                adapter = self.connection.adapter
+                tx.execute(adapter.insert(t, "skip", key), [
+                    {**k, "status": "pending", "priority": priority, "scheduled_time": now, "version": version}
+                    for k in rows])
             added = len(rows)
             # pending jobs whose result exists or whose key left the key source
             source = target.key_source.proj()

@@ -1,0 +1,83 @@
+"""Several worker processes populate one table with reserve_jobs=True: every key is
+computed exactly once; a worker killed mid-make leaves nothing half-done and its key is
+recovered by refresh()."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+import dj_dagster as dj
+from tests.conftest import backend_url
+from tests.e2e_util import ROOT, wait_until
+
+N_KEYS = 2000
+N_WORKERS = 4
+
+
+@pytest.fixture
+def worker_env(backend, tmp_path_factory):
+    url = backend_url(backend, tmp_path_factory)
+    name = f"djw_{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJ_")}
+    env.update(DJ_DATABASE_URL=url, DJ_WORKER_SCHEMA=name, PYTHONPATH=str(ROOT))
+    connection = dj.Connection(url)
+    yield env, connection, name
+    dj.Schema(name, connection=connection, create_tables=False).drop(force=True, safemode=False)
+    connection.close()
+
+
+def _module(env, monkeypatch):
+    """Import the pipeline in this process against the same database."""
+    monkeypatch.setenv("DJ_DATABASE_URL", env["DJ_DATABASE_URL"])
+    monkeypatch.setenv("DJ_WORKER_SCHEMA", env["DJ_WORKER_SCHEMA"])
+    sys.modules.pop("tests.worker_pipeline", None)
+    import tests.worker_pipeline as pipeline
+
+    return pipeline
+
+
+def test_four_workers_compute_each_key_once(worker_env, monkeypatch):
+    env, connection, name = worker_env
+    pipeline = _module(env, monkeypatch)
+    pipeline.Item.insert([(i, float(i)) for i in range(N_KEYS)])
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.worker_pipeline", "populate"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(N_WORKERS)]
+    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert len(pipeline.Result()) == N_KEYS
+    items = pipeline.MakeLog.to_arrays("item_id")
+    assert len(items) == N_KEYS and len(set(items)) == N_KEYS, "a key was computed twice"
+    assert len(set(pipeline.MakeLog.to_arrays("pid"))) > 1, "only one worker did any work"
+    assert pipeline.Result().jobs.reserved == [] and pipeline.Result().jobs.errors == []
+    assert sum(int(o.split("success=")[1].split()[0]) for o in outputs) == N_KEYS
+
+
+def test_killed_worker_leaves_nothing_and_is_recovered(worker_env, monkeypatch):
+    env, connection, name = worker_env
+    pipeline = _module(env, monkeypatch)
+    pipeline.Item.insert([(1, -1.0), (2, 2.0)])
+    proc = subprocess.Popen([sys.executable, "-m", "tests.worker_pipeline", "populate"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    jobs = pipeline.Result().jobs
+    wait_until(lambda: any(r["item_id"] == 1 for r in jobs.reserved), 120, interval=0.2,
+               what="worker to reserve key 1")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert len(pipeline.Result & {"item_id": 1}) == 0 and len(pipeline.MakeLog & {"item_id": 1}) == 0
+    assert [r["item_id"] for r in jobs.reserved] == [1]
+    recovered = jobs.refresh()
+    assert recovered["recovered"] == 1
+    pipeline.Item.update1({"item_id": 1, "value": 1.0})  # the cause of the hang is fixed
+    result = pipeline.Result.populate(reserve_jobs=True)
+    assert result["error_list"] == []
+    assert sorted(pipeline.Result.to_arrays("doubled")) == [2.0, 4.0]
+    assert jobs.reserved == []
