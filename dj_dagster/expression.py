@@ -250,14 +250,7 @@ class QueryExpression(FetchMixin):
             if (keep_all and a.name not in excluded and not a.hidden) or a.name in names:
                 cols[a.name] = expr._cols[a.name]
                 attrs.append(a)
-        plain = expr._plain_columns()
-        for newname, text in computed.items():
-            try:
-                sql = translate(str(text), self.dialect, qualify=plain, kind="expression")
-            except SQLTextError as exc:
-                raise QueryError(str(exc)) from None
-            cols[newname] = sa.literal_column(f"({sql})")
-            attrs.append(Attribute(newname, UNKNOWN_TYPE, computed=True))
+        _add_computed(computed, self.dialect, expr._plain_columns(), cols, attrs)
         new._cols = cols
         new._heading = Heading.of(attrs)
         from .table import Table
@@ -327,16 +320,9 @@ class QueryExpression(FetchMixin):
         new._from = a_sub.join(g_sub, on, isouter=not exclude_nonmatching)
         new._cols = {n: a_sub.c[n] for n in a._cols}
         attrs = list(a.heading)
-        for name, text in named.items():
-            if not _IDENT.match(name):
-                raise QueryError(f"Invalid attribute name {name!r} in aggr")
-            text = _count_star(str(text), g_sub, group.primary_key, exclude_nonmatching, self.dialect)
-            try:
-                sql = translate(text, self.dialect, qualify=qualify, kind="expression")
-            except SQLTextError as exc:
-                raise QueryError(str(exc)) from None
-            new._cols[name] = sa.literal_column(f"({sql})")
-            attrs.append(Attribute(name, UNKNOWN_TYPE, computed=True))
+        named = {name: _count_star(str(text), g_sub, group.primary_key, exclude_nonmatching, self.dialect)
+                 for name, text in named.items()}
+        _add_computed(named, self.dialect, qualify, new._cols, attrs)
         new._aliases = frozenset([a_sub.name, g_sub.name])
         new._where = []
         new._group_by = [a_sub.c[n] for n in a._cols]
@@ -398,6 +384,19 @@ class QueryExpression(FetchMixin):
     @property
     def sql(self) -> str:
         return str(self.make_sql().compile(self._connection.engine, compile_kwargs={"literal_binds": False}))
+
+
+def _add_computed(named: dict, dialect: str, qualify: dict, cols: dict, attrs: list) -> None:
+    """Add attributes defined by (MySQL-dialect) SQL expressions, translated for ``dialect``."""
+    for name, text in named.items():
+        if not _IDENT.match(name):
+            raise QueryError(f"Invalid attribute name {name!r}: use lower case letters, digits and _")
+        try:
+            sql = translate(str(text), dialect, qualify=qualify, kind="expression")
+        except SQLTextError as exc:
+            raise QueryError(str(exc)) from None
+        cols[name] = sa.literal_column(f"({sql})")
+        attrs.append(Attribute(name, UNKNOWN_TYPE, computed=True))
 
 
 def _operand(x: Any) -> Any:
@@ -465,13 +464,7 @@ class U(QueryExpression):
         plain = g._plain_columns()
         cols = {a: g._cols[a] for a in self._attributes}
         attrs = [replace(g.heading[a], in_key=True) for a in self._attributes]
-        for name, text in named.items():
-            try:
-                sql = translate(str(text), g.dialect, qualify=plain, kind="expression")
-            except SQLTextError as exc:
-                raise QueryError(str(exc)) from None
-            cols[name] = sa.literal_column(f"({sql})")
-            attrs.append(Attribute(name, UNKNOWN_TYPE, computed=True))
+        _add_computed(named, g.dialect, plain, cols, attrs)
         new._cols = cols
         new._group_by = [g._cols[a] for a in self._attributes]
         new._heading = Heading.of(attrs)
