@@ -16,6 +16,14 @@ from .codecs import Codec
 from .diagram import Diagram
 
 __version__ = "0.1.0"
+
+
+def gc(schema_or_connection, store=None, dry_run: bool = True):
+    """Objects in the stores that no row references; removed when ``dry_run=False``."""
+    from .external import gc as _gc
+
+    return _gc(schema_or_connection, store=store, dry_run=dry_run)
+
 schema = Schema
 
 
@@ -23,5 +31,5 @@ __all__ = [
     "AndList", "Not", "Top", "Connection", "conn", "DataError", "DataJointError", "DeclarationError",
     "DuplicateError", "IntegrityError", "MissingTableError", "QueryError", "SemanticJoinError",
     "QueryExpression", "U", "Schema", "VirtualModule", "list_schemas", "virtual_schema", "config",
-    "Computed", "Imported", "Lookup", "Manual", "Part", "Codec", "Diagram", "schema",
+    "Computed", "Imported", "Lookup", "Manual", "Part", "Codec", "Diagram", "schema", "gc",
 ]

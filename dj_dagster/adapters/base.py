@@ -74,13 +74,13 @@ class Adapter(AlterMixin):
     def sql_type(self, spec: TypeSpec, table: str = "", attr: str = "") -> sa.types.TypeEngine:
         n, a = spec.name, spec.args
         if spec.is_codec:
-            return sa.JSON() if spec.external else self.bytes_type()
+            return sa.JSON(none_as_null=True) if spec.external else self.bytes_type()
         simple = {
             "int8": sa.SmallInteger(), "int16": sa.SmallInteger(), "int32": sa.Integer(),
             "int64": sa.BigInteger(), "uint8": sa.SmallInteger(), "uint16": sa.Integer(),
             "uint32": sa.BigInteger(), "uint64": sa.Numeric(20, 0),
             "float32": sa.REAL(), "float64": sa.Double(), "bool": sa.Boolean(create_constraint=False),
-            "uuid": sa.Uuid(), "json": sa.JSON(), "bytes": self.bytes_type(), "date": sa.Date(),
+            "uuid": sa.Uuid(), "json": sa.JSON(none_as_null=True), "bytes": self.bytes_type(), "date": sa.Date(),
             "datetime": sa.DateTime(), "time": sa.Time(), "text": sa.Text(),
         }
         if n in simple and not (n == "datetime" and a):

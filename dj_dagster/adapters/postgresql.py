@@ -31,9 +31,9 @@ class PostgreSQLAdapter(Adapter):
 
     def sql_type(self, spec, table="", attr=""):
         if not spec.is_codec and spec.name == "json":
-            return pg.JSONB()
+            return pg.JSONB(none_as_null=True)
         if spec.is_codec and spec.external:
-            return pg.JSONB()
+            return pg.JSONB(none_as_null=True)
         return super().sql_type(spec, table, attr)
 
     def bytes_type(self):
