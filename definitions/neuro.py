@@ -61,7 +61,7 @@ class Recording(dj.Imported):
     ---
     n_channels : int16
     n_samples : int32
-    traces : <blob>
+    traces : <blob@>   # in the object store
     """
 
     def make(self, key):
@@ -85,7 +85,7 @@ class SpikeSort(dj.Computed):
         -> master
         unit : int16
         ---
-        spike_times : <blob>   # seconds
+        spike_times : <blob@>   # seconds
         n_spikes : int32
         """
 
