@@ -40,11 +40,10 @@ class MySQLAdapter(Adapter):
     def sql_type(self, spec, table="", attr=""):
         unsigned = {"uint8": mysql.TINYINT(unsigned=True), "uint16": mysql.SMALLINT(unsigned=True),
                     "uint32": mysql.INTEGER(unsigned=True), "uint64": mysql.BIGINT(unsigned=True),
-                    "int8": mysql.TINYINT(), "float32": mysql.FLOAT(), "float64": mysql.DOUBLE()}
+                    "int8": mysql.TINYINT(), "float32": mysql.FLOAT(asdecimal=False),
+                    "float64": mysql.DOUBLE(asdecimal=False)}
         if not spec.is_codec and spec.name in unsigned:
             return unsigned[spec.name]
-        if not spec.is_codec and spec.name == "bool":
-            return mysql.TINYINT()
         return super().sql_type(spec, table, attr)
 
     def bytes_type(self):
