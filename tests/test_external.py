@@ -708,3 +708,30 @@ def test_many_objects_to_s3_concurrently_and_one_at_a_time(schema, stores, s3_en
         assert [hashlib.md5(stored[m["path"]]).digest() for m in metas] == [hashlib.md5(e).digest() for e in expected]
         sample = table & [{"item_id": i} for i in (0, 1, n // 2, n - 1)]  # and some through fetch
         assert [r["data"] for r in sample.to_dicts(order_by="item_id")] == [expected[i] for i in (0, 1, n // 2, n - 1)]
+
+
+def test_upload_to_a_stopped_server_writes_no_row(schema, stores):
+    import boto3
+
+    with s3_server() as endpoint:  # a server of this test's own, stopped below
+        bucket = f"stopping-{uuid.uuid4().hex[:8]}"
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=TEST_ACCESS_KEY,
+                     aws_secret_access_key=TEST_SECRET_KEY, region_name="us-east-1").create_bucket(Bucket=bucket)
+        spec = s3_spec(endpoint, bucket)
+        spec["retries"] = 1
+        stores({"gone": spec})
+
+        @schema
+        class Fragile(dj.Manual):
+            definition = """
+            fragile_id : int32
+            ---
+            data : <blob@gone>
+            """
+
+        Fragile.insert1({"fragile_id": 0, "data": np.arange(3)})
+    # the server is stopped now
+    with pytest.raises(dj.DataJointError) as info:
+        Fragile.insert([{"fragile_id": i, "data": np.full(100, i)} for i in range(1, 4)])
+    assert TEST_SECRET_KEY not in str(info.value)
+    assert Fragile.keys() == [{"fragile_id": 0}]
