@@ -220,11 +220,18 @@ class AutoPopulate:
         return [n for n in self._connection.__dict__.get("classes", {}) if n.startswith(prefix)]
 
     def _populate_parallel(self, keys, processes, suppress_errors, reserve_jobs, make_kwargs, display) -> dict:
+        """Forked workers inherit the table classes (even ones defined in a function), so
+        nothing but results crosses a process boundary."""
         ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
         chunks = [keys[i::processes] for i in range(processes)]
-        with ctx.Pool(processes) as pool:
-            results = pool.starmap(_worker, [(type(self), chunk, suppress_errors, reserve_jobs, make_kwargs)
-                                             for chunk in chunks])
+        workers = [ctx.Process(target=_worker, args=(type(self), chunk, reserve_jobs, make_kwargs, queue))
+                   for chunk in chunks]
+        for w in workers:
+            w.start()
+        results = [queue.get() for _ in workers]
+        for w in workers:
+            w.join()
         out = {"success_count": 0, "error_list": []}
         for r in results:
             out["success_count"] += r["success_count"]
@@ -235,13 +242,16 @@ class AutoPopulate:
         return out
 
 
-def _worker(cls, keys, suppress_errors, reserve_jobs, make_kwargs):
-    table = cls()
-    table._connection.engine.dispose(close=False)  # never share sockets across fork
-    jobs = table.jobs if reserve_jobs else None
-    result = table._populate_keys(keys, jobs, True, make_kwargs, False, table.code_version)
-    return {"success_count": result["success_count"],
-            "error_list": [(k, f"{type(e).__name__}: {e}") for k, e in result["error_list"]]}
+def _worker(cls, keys, reserve_jobs, make_kwargs, queue):
+    try:
+        table = cls()
+        table._connection.engine.dispose(close=False)  # never share sockets across fork
+        jobs = table.jobs if reserve_jobs else None
+        result = table._populate_keys(keys, jobs, True, make_kwargs, False, table.code_version)
+        queue.put({"success_count": result["success_count"],
+                   "error_list": [(k, f"{type(e).__name__}: {e}") for k, e in result["error_list"]]})
+    except BaseException as exc:  # report, never hang the parent
+        queue.put({"success_count": 0, "error_list": [({}, f"worker failed: {type(exc).__name__}: {exc}")]})
 
 
 def _as_tuple(value) -> tuple:

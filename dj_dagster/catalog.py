@@ -59,7 +59,8 @@ def _query_table(connection, schema: str, table: str, attrs: list[Attribute]) ->
     key = f"{sa_schema}.{sa_name}" if sa_schema else sa_name
     if key in connection.metadata.tables:
         connection.metadata.remove(connection.metadata.tables[key])
-    cols = [sa.Column(a.name, adapter.sql_type(a.type), primary_key=a.in_key, nullable=a.nullable)
+    cols = [sa.Column(a.name, adapter.sql_type(a.type), primary_key=a.in_key, nullable=a.nullable,
+                      server_default=sa.FetchedValue() if a.default is not None else None, autoincrement=False)
             for a in attrs]
     return sa.Table(sa_name, connection.metadata, *cols, schema=sa_schema)
 
@@ -119,7 +120,7 @@ def _server_default(a: Attribute, table: str):
     if text[:1] in "'\"" and text[-1:] == text[:1]:
         return text[1:-1]
     if a.type.name == "bool":
-        return sa.text("1" if text.lower() in ("1", "true") else "0")
+        return sa.text("TRUE" if text.lower() in ("1", "true") else "FALSE")
     try:
         float(text)
     except ValueError:

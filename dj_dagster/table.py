@@ -220,6 +220,8 @@ class Table(QueryExpression, metaclass=TableMeta):
         msg = _driver_message(exc)
         if adapter.is_duplicate(exc):
             key = self.primary_key
+            if any(self.heading[k].hidden for k in key):
+                return DuplicateError(f"{self.full_table_name} holds a single row and already has it")
             for i, row in enumerate(rows[:5000]):
                 k = {n: row[n] for n in key}
                 if k in type(self)():
