@@ -192,6 +192,8 @@ def _throughput(case: Case, seconds: list[float]) -> str:
         return ""
     count, label = uc
     rate = count / max(min(seconds), 1e-12)
+    if label.endswith("B"):  # byte units (MiB, GiB): no k/M prefixes
+        return f"{rate:,.0f} {label}/s"
     if rate >= 1e6:
         return f"{rate / 1e6:.2f} M{label}/s"
     if rate >= 1e3:

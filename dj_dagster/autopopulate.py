@@ -149,7 +149,7 @@ class AutoPopulate:
                     continue
                 start = time.perf_counter()
                 try:
-                    done = self._make_one(key, make_kwargs or {})
+                    done = self._make_one(key, make_kwargs or {}, version, jobs, start)
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as exc:
@@ -160,8 +160,6 @@ class AutoPopulate:
                     errors.append((key, exc))
                     log.warning("%s: make(%s) failed: %s", self.full_table_name, key, exc)
                 else:
-                    if jobs is not None:
-                        jobs.complete(key, time.perf_counter() - start)
                     success += int(done)
                 if bar is not None:
                     bar.update(1)
@@ -170,7 +168,17 @@ class AutoPopulate:
                 bar.close()
         return {"success_count": success, "error_list": errors}
 
-    def _make_one(self, key: dict, make_kwargs: dict) -> bool:
+    def _make_one(self, key: dict, make_kwargs: dict, version: str | None = None, jobs=None,
+                  start: float | None = None) -> bool:
+        """One key in one transaction; the job's success commits with the rows."""
+        version = version or self.code_version
+        start = time.perf_counter() if start is None else start
+
+        def finish():
+            self._record_provenance(key, started, version)
+            if jobs is not None:
+                jobs.complete(key, time.perf_counter() - start)
+
         from .table import _inside_make
 
         conn = self._connection
@@ -183,25 +191,29 @@ class AutoPopulate:
                 computed = self.make_compute(key, *_as_tuple(fetched), **make_kwargs)
                 with conn.transaction():
                     if key in self.proj():
+                        if jobs is not None:
+                            jobs.complete(key, 0.0)
                         return False
                     again = self.make_fetch(key)
                     if not _same(_as_tuple(fetched), _as_tuple(again)):
                         raise IntegrityError(f"{self.full_table_name}: upstream data for {key} changed during "
                                              "make_compute; the key will be retried")
                     self.make_insert(key, *_as_tuple(computed))
-                    self._record_provenance(key, started)
+                    finish()
                 return True
             with conn.transaction():
                 if key in self.proj():
+                    if jobs is not None:
+                        jobs.complete(key, 0.0)
                     return False
                 started = datetime.datetime.now()
                 self.make(dict(key), **make_kwargs)
-                self._record_provenance(key, started)
+                finish()
             return True
         finally:
             _inside_make.reset(token)
 
-    def _record_provenance(self, key: dict, started: datetime.datetime) -> None:
+    def _record_provenance(self, key: dict, started: datetime.datetime, version: str) -> None:
         """Stamp the rows this make inserted with its start, duration and code version."""
         if "_job_version" not in self.heading.attributes:
             return
@@ -209,7 +221,7 @@ class AutoPopulate:
         duration = (datetime.datetime.now() - started).total_seconds()
         where = [t.c[k] == sa.bindparam(None, v, type_=t.c[k].type) for k, v in key.items() if k in t.c]
         self._connection.execute(sa.update(t).where(*where).values(
-            _job_start_time=started, _job_duration=duration, _job_version=self.code_version))
+            _job_start_time=started, _job_duration=duration, _job_version=version))
 
     def outdated(self):
         """Rows made by a different version of the make code (recompute them by deleting)."""

@@ -55,33 +55,37 @@ def cascade_delete(table, safemode: bool | None = None, part_integrity: str = "e
     safemode = config.safemode if safemode is None else safemode
     with conn.transaction() as tx:
         restricted = restricted_descendants(table)
-        counts = {}
-        for name, expr in restricted.items():
-            counts[name] = len(expr)
-        if part_integrity == "enforce":
-            for name, n in counts.items():
-                master = naming.master_of(catalog.split_name(name)[1])
-                if n and master:
-                    master_full = f"{catalog.split_name(name)[0]}.{master}"
-                    if master_full not in restricted or counts.get(master_full, 0) == 0:
-                        raise IntegrityError(
-                            f"Cannot delete {n} row(s) from part table {name} without deleting from its master "
-                            f"{master_full}; delete from the master, or pass part_integrity='ignore'")
-        for name, n in counts.items():
-            if n:
-                log.info("delete %s: %d rows", name, n)
-        if dry_run:
-            tx.rollback() if False else None
-            return counts[table.full_table_name]
-        if safemode:
+        if safemode or dry_run:  # a preview needs counts; otherwise DELETE reports them
+            counts = {name: len(expr) for name, expr in restricted.items()}
+            if dry_run:
+                _check_parts(counts, restricted, part_integrity)
+                return counts[table.full_table_name]
             preview = "\n".join(f"  {name}: {n}" for name, n in counts.items() if n)
             print(f"About to delete:\n{preview}")
             if not confirm("Commit deletes?"):
-                raise _Cancelled()
+                raise _Cancelled("Delete cancelled; nothing was deleted")
+        deleted = {}
         for name in reversed(list(restricted)):
-            if counts[name]:
-                tx.execute(restricted[name]._delete_statement())
-    return counts[table.full_table_name]
+            deleted[name] = tx.execute(restricted[name]._delete_statement()).rowcount
+            if deleted[name]:
+                log.info("delete %s: %d rows", name, deleted[name])
+        _check_parts(deleted, restricted, part_integrity)  # raising rolls everything back
+    return deleted[table.full_table_name]
+
+
+def _check_parts(counts: dict[str, int], restricted: dict, part_integrity: str) -> None:
+    """Part rows go only with their master's rows (unless told otherwise)."""
+    if part_integrity != "enforce":
+        return
+    for name, n in counts.items():
+        schema, table = catalog.split_name(name)
+        master = naming.master_of(table)
+        if n and master:
+            master_full = f"{schema}.{master}"
+            if master_full not in restricted or counts.get(master_full, 0) == 0:
+                raise IntegrityError(
+                    f"Cannot delete {n} row(s) from part table {name} without deleting from its master "
+                    f"{master_full}; delete from the master, or pass part_integrity='ignore'")
 
 
 class _Cancelled(DataJointError):

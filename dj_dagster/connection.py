@@ -80,6 +80,14 @@ class Connection:
         if current is not None:
             yield current
             return
+        if self.adapter.autocommit_reads:
+            try:
+                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            except sa.exc.OperationalError as exc:
+                raise ConnectionError_(f"Cannot connect to {_safe_url(self.url)}: {exc.orig}") from None
+            with conn:
+                yield conn
+            return
         with self.transaction(write=False) as conn:
             yield conn
 

@@ -5,6 +5,7 @@ algebra it inherits."""
 from __future__ import annotations
 
 import contextvars
+import re
 import logging
 from typing import Any
 
@@ -78,7 +79,10 @@ class Table(QueryExpression, metaclass=TableMeta):
         if cls._schema is None:
             raise DataJointError(f"Table class {cls.__name__} is not bound to a schema; decorate it with @schema")
         info = self._info
-        alias = info.sa_table.alias(next_alias())
+        # A name fixed per table keeps statements alike across calls, so SQLAlchemy's
+        # compiled cache and the server's prepared statements are reused (self-joins
+        # wrap one side in a subquery of its own name).
+        alias = info.sa_table.alias(_alias_for(info.name))
         self._connection = cls._schema.connection
         self._from = alias
         self._cols = {c.name: c for c in alias.columns}
@@ -323,6 +327,10 @@ class Table(QueryExpression, metaclass=TableMeta):
         from .alter import alter
 
         return alter(self, definition or type(self).definition)
+
+
+def _alias_for(table_name: str) -> str:
+    return "t_" + re.sub(r"[^a-z0-9_]", "_", table_name.lstrip("_#"))[:40]
 
 
 def _by_columns(rows: list[dict]) -> list[list[dict]]:

@@ -44,10 +44,13 @@ class Adapter(AlterMixin):
     native_enum = False
     supports_comments = True  # column and table comments live in the catalog
     skip_locked = True  # SELECT ... FOR UPDATE SKIP LOCKED
+    autocommit_reads = True  # reads outside a transaction need no BEGIN/COMMIT
 
     # --- engine ---------------------------------------------------------------
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
-        return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+        # no pre-ping round trip per checkout: a dropped connection fails one statement,
+        # is invalidated, and the next call reconnects
+        return sa.create_engine(url, pool_recycle=1800, **kwargs)
 
     def begin(self, conn: Connection, write: bool) -> None:
         """Hook run when a transaction starts (SQLite takes its write lock here)."""

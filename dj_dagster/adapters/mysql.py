@@ -20,7 +20,7 @@ class MySQLAdapter(Adapter):
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
         query = dict(url.query)
         query.setdefault("charset", "utf8mb4")
-        return super().create_engine(url.set(query=query), pool_recycle=3600, **kwargs)
+        return super().create_engine(url.set(query=query), **kwargs)
 
     def create_schema(self, conn, schema):
         conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")

@@ -13,6 +13,12 @@ from .base import Adapter
 class PostgreSQLAdapter(Adapter):
     name = "postgresql"
 
+    def create_engine(self, url, **kwargs):
+        engine = super().create_engine(url, **kwargs)
+        # batch executemany INSERTs into multi-row VALUES (psycopg 3 would send one per row)
+        engine.dialect.use_insertmanyvalues_wo_returning = True
+        return engine
+
     def create_schema(self, conn, schema):
         conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 

@@ -31,6 +31,7 @@ class SQLiteAdapter(Adapter):
     name = "sqlite"
     supports_comments = False
     skip_locked = False
+    autocommit_reads = False  # our BEGIN hook runs on every connection
 
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
         if url.database and url.database != ":memory:":
