@@ -20,6 +20,7 @@ from .plan import PipelinePlan
 
 MAX_ADDS = 25_000
 MAX_RUNS_PER_TICK = 50
+MAX_EVENTS = 10_000  # runless events per tick; the rest follow on later ticks
 
 
 def _partition_keys_with_rows(expr, root_heading, pk) -> set[str]:
@@ -80,6 +81,8 @@ def build_sensor(plan: PipelinePlan, partitions_def, key_of, partitioned_job, gl
                 done = instance.get_materialized_partitions(key_of[n.full_name]) if have else set()
                 group = [n] + [p for p in nodes.values() if p.master == n.full_name]
                 for k in sorted(have - set(done)):
+                    if len(events) >= MAX_EVENTS:
+                        break
                     for member in group:
                         events.append(dg.AssetMaterialization(asset_key=key_of[member.full_name], partition=k,
                                                               metadata={"dj/source": "sensor"}))
