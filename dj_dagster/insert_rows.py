@@ -225,55 +225,67 @@ def _coercer(attr) -> Callable[[Any], Any]:
     return lambda v: v
 
 
+def _int_check(lo: int, hi: int):
+    return lambda v: lo <= v <= hi
+
+
+# declared type -> (exact Python type that needs no conversion, check)
+_FAST = {name: (int, _int_check(lo, hi)) for name, (lo, hi) in INT_RANGES.items()}
+_FAST["float64"] = (float, math.isfinite)
+_FAST["float32"] = (float, math.isfinite)
+
+
 def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: bool, encode: bool = True,
                  partial: bool = False) -> list[dict]:
     from .codecs import encoder_for
 
     heading = table.heading
     raw = _to_rows(table, rows)
-    coercers = {a.name: _coercer(a) for a in heading}
     encoders = {a.name: encoder_for(table, a) for a in heading if a.codec} if encode else {}
     key = heading.primary_key
+    known = heading.attributes
+    # per attribute, once: (name, in_key, nullable, has_default, hidden, codec, coerce, fast type)
+    plan = [(a.name, a.in_key, a.nullable, a.default is not None, a.hidden, bool(a.codec), _coercer(a),
+             _FAST.get(a.type.name)) for a in heading]
     seen: dict[tuple, int] = {}
     out = []
     for i, row in enumerate(raw):
-        extra = [n for n in row if n not in heading.attributes]
-        if extra and not ignore_extra_fields:
+        if not ignore_extra_fields and any(n not in known for n in row):
+            extra = [n for n in row if n not in known]
             raise DataError(f"Cannot insert into {table.full_table_name}: row {i} has unknown attribute(s) {extra}"
                             f"; the table has {heading.names} (pass ignore_extra_fields=True to drop them)")
         clean = {}
-        for a in heading:
-            if a.name not in row:
+        for name, in_key, nullable, has_default, hidden, codec, coerce, fast in plan:
+            if name not in row:
                 if partial:
                     continue
-                if a.in_key and not a.hidden:
-                    raise _fail(table, i, a.name, None, "primary-key attribute is missing")
-                if not a.nullable and a.default is None and not a.hidden:
-                    raise _fail(table, i, a.name, None, "required attribute is missing (it has no default)")
+                if in_key and not hidden:
+                    raise _fail(table, i, name, None, "primary-key attribute is missing")
+                if not nullable and not has_default and not hidden:
+                    raise _fail(table, i, name, None, "required attribute is missing (it has no default)")
                 continue
-            v = row[a.name]
+            v = row[name]
+            if fast is not None and type(v) is fast[0] and fast[1](v):
+                clean[name] = v  # the common case: already the right Python type, in range
+                continue
             if isinstance(v, np.generic) and not isinstance(v, np.void):
                 v = v.item()
-            if not a.codec and _is_missing(v):
-                if a.in_key:
-                    raise _fail(table, i, a.name, v, "primary-key attribute cannot be NULL")
-                if not a.nullable:
-                    if a.default is not None:
+            if v is None or (not codec and _is_missing(v)):
+                if in_key:
+                    raise _fail(table, i, name, v, "primary-key attribute cannot be NULL")
+                if not nullable:
+                    if has_default and not codec:
                         continue
-                    raise _fail(table, i, a.name, v, "attribute is not nullable")
-                clean[a.name] = None
-                continue
-            if a.codec and v is None:
-                if not a.nullable:
-                    raise _fail(table, i, a.name, v, "attribute is not nullable")
-                clean[a.name] = None
+                    raise _fail(table, i, name, v, "attribute is not nullable")
+                clean[name] = None
                 continue
             try:
-                clean[a.name] = coercers[a.name](v)
+                value = coerce(v)
             except ValueError as exc:
-                raise _fail(table, i, a.name, v, str(exc)) from None
-            if clean[a.name] is None and not a.nullable and not a.codec:
-                raise _fail(table, i, a.name, v, "NaN is stored as NULL, but the attribute is not nullable")
+                raise _fail(table, i, name, v, str(exc)) from None
+            if value is None and not nullable and not codec:
+                raise _fail(table, i, name, v, "NaN is stored as NULL, but the attribute is not nullable")
+            clean[name] = value
         if check_duplicates and key:
             k = tuple(clean.get(n) for n in key)
             if k in seen:
