@@ -190,7 +190,7 @@ class AutoPopulate:
                 fetched = self.make_fetch(key)
                 computed = self.make_compute(key, *_as_tuple(fetched), **make_kwargs)
                 with conn.transaction():
-                    if key in self.proj():
+                    if self._has_key(key):
                         if jobs is not None:
                             jobs.complete(key, 0.0)
                         return False
@@ -202,7 +202,7 @@ class AutoPopulate:
                     finish()
                 return True
             with conn.transaction():
-                if key in self.proj():
+                if self._has_key(key):
                     if jobs is not None:
                         jobs.complete(key, 0.0)
                     return False
@@ -217,11 +217,29 @@ class AutoPopulate:
         """Stamp the rows this make inserted with its start, duration and code version."""
         if "_job_version" not in self.heading.attributes:
             return
-        t = self.sa_table
+        names = tuple(k for k in key if k in self.heading.attributes)
+        stmt = self._statement("provenance", names, lambda t: sa.update(t).where(
+            *[t.c[k] == sa.bindparam(f"k_{k}") for k in names]).values(
+            _job_start_time=sa.bindparam("p_start"), _job_duration=sa.bindparam("p_duration"),
+            _job_version=sa.bindparam("p_version")))
         duration = (datetime.datetime.now() - started).total_seconds()
-        where = [t.c[k] == sa.bindparam(None, v, type_=t.c[k].type) for k, v in key.items() if k in t.c]
-        self._connection.execute(sa.update(t).where(*where).values(
-            _job_start_time=started, _job_duration=duration, _job_version=version))
+        self._connection.execute(stmt, {**{f"k_{k}": key[k] for k in names}, "p_start": started,
+                                        "p_duration": duration, "p_version": version})
+
+    def _has_key(self, key: dict) -> bool:
+        """Whether rows for ``key`` exist (one cached statement per table and key shape)."""
+        names = tuple(k for k in key if k in self.heading.attributes)
+        stmt = self._statement("has_key", names, lambda t: sa.select(sa.literal(1)).select_from(t).where(
+            *[t.c[k] == sa.bindparam(f"k_{k}") for k in names]).limit(1))
+        with self._connection.reading() as conn:
+            return conn.execute(stmt, {f"k_{k}": key[k] for k in names}).first() is not None
+
+    def _statement(self, purpose: str, names: tuple, build):
+        cache = self._connection.__dict__.setdefault("statements", {})
+        ident = (self.full_table_name, purpose, names)
+        if ident not in cache:
+            cache[ident] = build(self.sa_table)
+        return cache[ident]
 
     def outdated(self):
         """Rows made by a different version of the make code (recompute them by deleting)."""
