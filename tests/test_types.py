@@ -112,3 +112,17 @@ def test_native_types_warn(schema):
         warnings.simplefilter("ignore")
         Legacy.insert1((1, 2.5))
     assert Legacy.fetch1("score") == 2.5
+
+
+def test_bulk_round_trip_and_duplicates(everything):
+    rows = [{**ROW, "id": i, "doc": {"i": i}, "raw": bytes([i % 256]) * 3, "uid": uuid.UUID(int=i),
+             "maybe": i if i % 2 else None} for i in range(1, 121)]
+    everything.insert(rows)  # large enough for the bulk path (COPY on PostgreSQL)
+    got = {r["id"]: r for r in everything.to_dicts()}
+    assert len(got) == 120
+    for row in rows:
+        assert got[row["id"]] == {**row, "defaulted": 7, "note": "n/a"}
+    fresh = [{**r, "id": r["id"] + 200} for r in rows[:59]] + [rows[4]]  # row 59 repeats id 5
+    with pytest.raises(dj.DuplicateError, match=r"row 59 with key \{'id': 5\}"):
+        everything.insert(fresh)
+    assert len(everything()) == 120

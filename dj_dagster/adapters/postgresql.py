@@ -9,6 +9,8 @@ from sqlalchemy.dialects import postgresql as pg
 
 from .base import Adapter
 
+COPY_MIN_ROWS = 50
+
 
 class PostgreSQLAdapter(Adapter):
     name = "postgresql"
@@ -47,6 +49,30 @@ class PostgreSQLAdapter(Adapter):
 
     def datetime_type(self, precision):
         return pg.TIMESTAMP(precision=precision)
+
+    def bulk_insert(self, conn, table: sa.Table, rows: list[dict], mode: str | None, key: list[str]) -> None:
+        """Plain batches go through COPY (an order of magnitude faster than INSERT);
+        skip/replace modes need ON CONFLICT and use INSERT."""
+        if mode is not None or len(rows) < COPY_MIN_ROWS:
+            return super().bulk_insert(conn, table, rows, mode, key)
+        import psycopg
+        from psycopg.types.json import Jsonb
+
+        columns = list(rows[0])
+        json_cols = {c.name for c in table.columns if isinstance(c.type, (sa.JSON, pg.JSONB))}
+        convert = [c in json_cols for c in columns]
+        prep = conn.dialect.identifier_preparer
+        target = prep.format_table(table)
+        names = ", ".join(prep.quote_identifier(c) for c in columns)
+        raw = conn.connection.driver_connection
+        try:
+            with raw.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([Jsonb(row[c]) if j and row[c] is not None else row[c]
+                                    for c, j in zip(columns, convert)])
+        except psycopg.Error as exc:
+            wrapper = sa.exc.IntegrityError if (exc.sqlstate or "").startswith("23") else sa.exc.DBAPIError
+            raise wrapper(f"COPY {target}", None, exc) from None
 
     def insert(self, table: sa.Table, mode: str | None, key: Iterable[str]):
         stmt = pg.insert(table)
