@@ -173,6 +173,7 @@ class AutoPopulate:
         """One key in one transaction; the job's success commits with the rows."""
         version = version or self.code_version
         start = time.perf_counter() if start is None else start
+        started = datetime.datetime.now()
 
         def finish():
             self._record_provenance(key, started, version)
@@ -185,6 +186,8 @@ class AutoPopulate:
         names = frozenset([self.full_table_name] + [p for p in self._part_names()])
         token = _inside_make.set(_inside_make.get() | names)
         try:
+            if inspect.isgeneratorfunction(type(self).make):
+                return self._make_generator(key, make_kwargs, finish, jobs)
             if self._three_part:
                 started = datetime.datetime.now()
                 fetched = self.make_fetch(key)
@@ -212,6 +215,32 @@ class AutoPopulate:
             return True
         finally:
             _inside_make.reset(token)
+
+    def _make_generator(self, key: dict, make_kwargs: dict, finish, jobs) -> bool:
+        """Generator-style make: ``fetched = yield``-protocol as in datajoint 2.x. The
+        first pass fetches and computes outside a transaction; the second fetches again
+        inside it, checks nothing changed, and receives the result to insert."""
+        conn = self._connection
+        gen = self.make(dict(key), **make_kwargs)
+        fetched = next(gen)
+        computed = next(gen)
+        gen.close()
+        with conn.transaction():
+            if self._has_key(key):
+                if jobs is not None:
+                    jobs.complete(key, 0.0)
+                return False
+            gen = self.make(dict(key), **make_kwargs)
+            again = next(gen)
+            if not _same(_as_tuple(fetched), _as_tuple(again)):
+                raise IntegrityError(f"{self.full_table_name}: upstream data for {key} changed during the "
+                                     "computation; the key will be retried")
+            try:
+                gen.send(computed)
+            except StopIteration:
+                pass
+            finish()
+        return True
 
     def _record_provenance(self, key: dict, started: datetime.datetime, version: str) -> None:
         """Stamp the rows this make inserted with its start, duration and code version."""

@@ -227,3 +227,34 @@ def test_provenance_finds_results_of_old_code(pipeline):
         assert len(Score().outdated()) == 4
     finally:
         Score.make = original
+
+
+def test_generator_make(schema):
+    @schema
+    class Base(dj.Manual):
+        definition = """
+        base_id : int32
+        ---
+        x : float64
+        """
+
+    @schema
+    class Cubed(dj.Computed):
+        definition = """
+        -> Base
+        ---
+        y : float64
+        """
+
+        def make(self, key):  # datajoint 2.x's generator protocol
+            fetched = ((Base & key).fetch1("x"),)
+            computed = yield fetched
+            if computed is None:  # first pass: compute outside the transaction
+                computed = (fetched[0] ** 3,)
+                yield computed
+            self.insert1({**key, "y": computed[0]})  # second pass, inside the transaction
+            yield
+
+    Base.insert([(1, 2.0), (2, 3.0)])
+    assert Cubed.populate()["success_count"] == 2
+    assert sorted(Cubed.to_arrays("y")) == [8.0, 27.0]
