@@ -35,8 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     from . import bench_blob
     from .harness import environment_notes, markdown, run_cases, write_results
 
+    from .bench_dagster import DagsterSuite
+
     suite = PgSuite()
-    cases = suite.cases() + bench_blob.harness_cases()
+    dagster_suite = DagsterSuite()
+    cases = suite.cases() + bench_blob.harness_cases() + dagster_suite.cases()
     if args.k:
         wanted = [k.lower() for k in args.k]
         cases = [c for c in cases if any(w in f"{c.name} [{c.peer_name}]".lower() for w in wanted)]
@@ -52,12 +55,14 @@ def main(argv: list[str] | None = None) -> int:
             profile_cases(cases, args.profiler)
         finally:
             suite.close()
+            dagster_suite.close()
         return 0
     start = time.perf_counter()
     try:
         results = run_cases(cases)
     finally:
         suite.close()
+        dagster_suite.close()
     elapsed = time.perf_counter() - start
     notes = environment_notes([", ".join(describe_versions()), f"sizes: {suite.sizes}",
                                f"wall time: {elapsed:.0f} s"])

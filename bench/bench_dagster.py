@@ -1,0 +1,131 @@
+"""Dagster-layer cases: a single-run backfill against populate() of the same keys, and
+building Definitions for a 50-table pipeline against bare Dagster specs."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from .harness import Case
+
+SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+class DagsterSuite:
+    def __init__(self):
+        import dj_dagster as dj
+
+        self.dj = dj
+        self.connection = dj.Connection(URL)
+        self.schemas = []
+        self.n = max(100, int(1000 * SCALE))
+
+    def _schema(self, prefix):
+        s = self.dj.Schema(f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}", connection=self.connection)
+        self.schemas.append(s)
+        return s
+
+    def cases(self) -> list[Case]:
+        return [self._backfill_case(), self._definitions_case()]
+
+    def _backfill_case(self) -> Case:
+        import dagster as dg
+
+        from dj_dagster.orchestration import build_definitions
+
+        dj = self.dj
+        schema = self._schema("djbench_dg")
+
+        @schema
+        class Session(dj.Manual):
+            definition = """
+            session : int32
+            ---
+            x : float64
+            """
+
+        @schema
+        class Result(dj.Computed):
+            definition = """
+            -> Session
+            ---
+            y : float64
+            """
+
+            def make(self, key):
+                x = (Session & key).fetch1("x")
+                self.insert1({**key, "y": 2 * x})
+
+        Session.insert([(i, float(i)) for i in range(self.n)])
+        defs = build_definitions(schema, name=f"bench_{schema.database}", checks=False)
+        repo = defs.get_repository_def()
+        job = next(j for j in repo.get_all_jobs() if j.name.endswith("_populate_partitions"))
+        pdef = defs.resolve_asset_graph().get(dg.AssetKey([schema.database, "result"])).partitions_def
+        keys = [f"session={i}" for i in range(self.n)]
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(pdef.name, keys)
+
+        def reset():
+            Result().delete_quick()
+            Result().jobs.delete()
+
+        def backfill():
+            tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+            result = job.execute_in_process(instance=instance, tags=tags)
+            assert result.success and len(Result()) == self.n
+            return len(Result())
+
+        def populate():
+            Result.populate(reserve_jobs=True)
+            return len(Result())
+
+        return Case(name=f"single-run backfill of {self.n} partitions", ours=backfill, peer=populate,
+                    setup=reset, repeats=3, units=(self.n, "partitions"), peer_name="populate(reserve_jobs=True)",
+                    target=1 / 1.3, target_text="<= 1.3x populate + start-up")
+
+    def _definitions_case(self) -> Case:
+        import dagster as dg
+
+        from dj_dagster.orchestration import build_definitions
+
+        dj = self.dj
+        schema = self._schema("djbench_defs")
+        context = {}
+
+        @schema
+        class Root(dj.Manual):
+            definition = """
+            root_id : int32
+            """
+
+        prev = Root
+        for i in range(49):
+            cls = type(f"Step{i}", (dj.Computed,), {"definition": f"-> Prev\n---\nv : float64",
+                                                     "make": lambda self, key: None})
+            schema(cls, context={"Prev": prev})
+            prev = cls
+        context.clear()
+
+        def ours():
+            connection = dj.Connection(URL)  # a fresh process's view: nothing cached
+            module = dj.virtual_schema(schema.database, connection=connection)
+            defs = build_definitions(module.schema, name=f"defs_{schema.database}", checks=False)
+            n = len(list(defs.resolve_asset_graph().get_all_asset_keys()))
+            connection.close()
+            return n
+
+        def peer():
+            specs = [dg.AssetSpec(["plain", f"t{i}"], deps=[["plain", f"t{i - 1}"]] if i else []) for i in range(50)]
+            return len(list(dg.Definitions(assets=specs).resolve_asset_graph().get_all_asset_keys()))
+
+        return Case(name="build Definitions for a 50-table pipeline", ours=ours, peer=peer, repeats=3,
+                    peer_name="50 plain AssetSpecs", units=(50, "tables"))
+
+    def close(self):
+        for s in reversed(self.schemas):
+            try:
+                s.drop(force=True, safemode=False)
+            except Exception:  # noqa: BLE001 - best effort at the end of a run
+                pass
+        self.connection.close()
