@@ -72,7 +72,8 @@ class DagsterSuite:
 
         def backfill():
             tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-            result = job.execute_in_process(instance=instance, tags=tags)
+            result = job.execute_in_process(instance=instance, tags=tags, run_config={
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
             assert result.success and len(Result()) == self.n
             return len(Result())
 

@@ -52,14 +52,21 @@ def split_name(name: str) -> tuple[str, str]:
     return schema, table
 
 
-def _query_table(connection, schema: str, table: str, attrs: list[Attribute]) -> sa.Table:
+def _query_table(connection, schema: str, table: str, attrs: list[Attribute], reflected: dict | None = None) -> sa.Table:
     """The SQLAlchemy table used to build queries (typed columns, no constraints)."""
     adapter = connection.adapter
+    fit = getattr(adapter, "fit_reflected", None)
+    reflected = reflected or {}
     sa_schema, sa_name = adapter.table_address(schema, table)
     key = f"{sa_schema}.{sa_name}" if sa_schema else sa_name
     if key in connection.metadata.tables:
         connection.metadata.remove(connection.metadata.tables[key])
-    cols = [sa.Column(a.name, adapter.sql_type(a.type), primary_key=a.in_key, nullable=a.nullable,
+
+    def sql_type(a):
+        t = adapter.sql_type(a.type)
+        return fit(t, a.type, reflected[a.name]) if fit and a.name in reflected else t
+
+    cols = [sa.Column(a.name, sql_type(a), primary_key=a.in_key, nullable=a.nullable,
                       server_default=sa.FetchedValue() if a.default is not None else None, autoincrement=False)
             for a in attrs]
     return sa.Table(sa_name, connection.metadata, *cols, schema=sa_schema)
@@ -88,6 +95,8 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
             onupdate="CASCADE", ondelete="RESTRICT"))
     for unique, attrs in definition.indexes:
         constraints.append(sa.Index(None, *attrs, unique=unique))
+    for cols in _fk_support_indexes(adapter, definition):
+        constraints.append(sa.Index(f"idx_{table}_{'_'.join(cols)[:30]}"[:63], *cols))
     sa_table = sa.Table(sa_name, md, *columns, *constraints, schema=sa_schema,
                         comment=definition.comment if adapter.supports_comments else None,
                         mysql_engine="InnoDB")
@@ -101,7 +110,62 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
             raise DeclarationError(f"Cannot declare table {schema}.{table}: {getattr(exc, 'orig', exc)}") from None
         adapter.write_comments(conn, schema, table, definition.comment,
                                {a.name: a.sql_comment for a in definition.attributes})
+        _write_lineage(conn, adapter, schema, table, definition)
     connection.invalidate()
+
+
+def _fk_support_indexes(adapter, definition: TableDef) -> list[tuple[str, ...]]:
+    """PostgreSQL does not index the referencing columns of a foreign key; like
+    datajoint-python, declare an index on those of each foreign key unless they are
+    already a left prefix of the primary key or of another index."""
+    if adapter.name != "postgresql":
+        return []
+    prefixes = [tuple(definition.primary_key)] + [tuple(attrs) for _, attrs in definition.indexes]
+    out = []
+    for cols in sorted((tuple(fk.attr_map) for fk in definition.foreign_keys), key=len, reverse=True):
+        if not any(p[:len(cols)] == cols for p in prefixes):
+            out.append(cols)
+            prefixes.append(cols)
+    return out
+
+
+LINEAGE_TABLE = "~lineage"
+
+
+def lineage_table(adapter, schema: str) -> sa.Table:
+    """datajoint-python's per-schema ``~lineage`` table: the origin
+    (``schema.table.attribute``) of every primary-key and foreign-key attribute, which
+    datajoint reads for its semantic matching of joins and restrictions."""
+    sa_schema, sa_name = adapter.table_address(schema, LINEAGE_TABLE)
+    return sa.Table(
+        sa_name, sa.MetaData(),
+        sa.Column("table_name", sa.String(64), primary_key=True, comment="table name within the schema"),
+        sa.Column("attribute_name", sa.String(64), primary_key=True, comment="attribute name"),
+        sa.Column("lineage", sa.String(255), nullable=False, comment="origin: schema.table.attribute"),
+        schema=sa_schema, mysql_engine="InnoDB")
+
+
+def _write_lineage(conn, adapter, schema: str, table: str, definition: TableDef) -> None:
+    """Record the lineage of a declared table where datajoint-python looks for it, so
+    that datajoint can join it with the tables it declared itself (MySQL and PostgreSQL,
+    datajoint's backends)."""
+    if adapter.name not in ("mysql", "postgresql"):
+        return
+    rows = {}
+    for fk in definition.foreign_keys:
+        parent = fk.parent._info.heading
+        for child, p in fk.attr_map.items():
+            rows.setdefault(child, parent[p].lineage or f"{fk.parent._info.full_name}.{p}")
+    for a in definition.attributes:
+        if a.in_key and not a.name.startswith("_"):
+            rows.setdefault(a.name, f"{schema}.{table}.{a.name}")
+    rows = {k: v for k, v in rows.items() if not k.startswith("_")}
+    t = lineage_table(adapter, schema)
+    conn.execute(sa.schema.CreateTable(t, if_not_exists=True))
+    conn.execute(sa.delete(t).where(t.c.table_name == table))
+    if rows:
+        conn.execute(sa.insert(t), [{"table_name": table, "attribute_name": k, "lineage": v}
+                                    for k, v in rows.items()])
 
 
 def build_column(adapter, a: Attribute, sa_name: str, table: str) -> sa.Column:
@@ -162,6 +226,7 @@ def load(connection, schema: str, table: str) -> TableInfo:
                                        dict(zip(fk["constrained_columns"], fk["referred_columns"])),
                                        all(c in pk for c in fk["constrained_columns"])))
     lineage = {}
+    inherited = {}  # child attribute -> the parent attribute's declared type
     for fk in fk_infos:
         if fk.parent == key:
             continue
@@ -169,19 +234,27 @@ def load(connection, schema: str, table: str) -> TableInfo:
         parent = load(connection, p_schema, p_table)
         for c, p in fk.attr_map.items():
             lineage.setdefault(c, parent.heading[p].lineage)
+            inherited.setdefault(c, parent.heading[p].type)
     attrs = []
     by_name = {c["name"]: c for c in columns}
     for name in pk + [c["name"] for c in columns if c["name"] not in pk]:
         col = by_name[name]
-        spec, comment = _declared_type(comments.get(name, col.get("comment") or ""), col["type"])
+        raw_comment = comments.get(name, col.get("comment") or "")
+        if not raw_comment.startswith(":") and name in inherited:
+            # datajoint-python leaves foreign-key columns without a ``:type:`` comment:
+            # they have the declared type of the parent attribute they reference
+            spec, comment = inherited[name], raw_comment
+        else:
+            spec, comment = _declared_type(raw_comment, col["type"])
         default = col.get("default")
         attrs.append(Attribute(
             name=name, type=spec, in_key=name in pk, nullable=bool(col.get("nullable")) and name not in pk,
-            default=_normal_default(default), comment=comment,
+            default=_normal_default(default, spec), comment=comment,
             lineage=lineage.get(name, f"{key}.{name}"), hidden=name.startswith("_")))
     index_list = [(bool(i.get("unique")), tuple(i["column_names"])) for i in indexes
                   if i.get("column_names") and not _is_fk_index(i, fk_infos)]
-    info = TableInfo(schema, table, Heading.of(attrs), _query_table(connection, schema, table, attrs),
+    info = TableInfo(schema, table, Heading.of(attrs),
+                     _query_table(connection, schema, table, attrs, {c["name"]: c["type"] for c in columns}),
                      table_comment, fk_infos, index_list)
     connection.tables[key] = info
     return info
@@ -191,7 +264,7 @@ def _is_fk_index(index: dict, fks: list[ForeignKeyInfo]) -> bool:
     return not index.get("unique") and any(tuple(index["column_names"]) == tuple(f.attr_map) for f in fks)
 
 
-def _normal_default(default) -> str | None:
+def _normal_default(default, spec=None) -> str | None:
     if default is None:
         return None
     text = str(default).split("::")[0]
@@ -199,6 +272,9 @@ def _normal_default(default) -> str | None:
         return None
     if text.lower().startswith(("current_timestamp", "now()")):
         return "CURRENT_TIMESTAMP"
+    if spec is not None and spec.numeric and len(text) > 1 and text[0] == text[-1] == "'":
+        # datajoint-python quotes every default, numbers too: DEFAULT '1.5'
+        text = text[1:-1]
     return text
 
 

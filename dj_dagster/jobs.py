@@ -8,6 +8,7 @@ lets exactly one such UPDATE change the row, so the rowcount says who won."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import socket
 import traceback
@@ -16,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from . import catalog
+from .types import parse_type
 
 STATUSES = ("pending", "reserved", "success", "error", "ignore")
 STALE_AFTER = dt.timedelta(hours=24)
@@ -53,26 +55,95 @@ class Jobs:
         return self._sa
 
     def _ensure(self) -> sa.Table:
+        """The jobs table, declared on first use in datajoint-python 2.x's layout (so that
+        datajoint workers can share the queue), or the existing one as it is."""
         adapter = self.connection.adapter
         t = self.target
         sa_schema, sa_name = adapter.table_address(t.database, self.name)
-        md = sa.MetaData()
-        key_cols = [sa.Column(a.name, adapter.sql_type(a.type), primary_key=True, autoincrement=False)
-                    for a in self.source_heading if a.in_key]
-        table = sa.Table(
-            sa_name, md, *key_cols,
-            sa.Column("status", sa.String(8), nullable=False, index=True),
-            sa.Column("priority", sa.Integer, nullable=False, server_default=sa.text("5")),
-            sa.Column("scheduled_time", sa.DateTime, nullable=False),
-            sa.Column("reserved_time", sa.DateTime), sa.Column("completed_time", sa.DateTime),
-            sa.Column("duration", sa.Float), sa.Column("error_message", sa.String(2047)),
-            sa.Column("error_stack", sa.Text), sa.Column("user", sa.String(255)),
-            sa.Column("host", sa.String(255)), sa.Column("pid", sa.Integer),
-            sa.Column("connection_id", sa.BigInteger), sa.Column("version", sa.String(64)),
-            schema=sa_schema, mysql_engine="InnoDB")
-        with self.connection.transaction() as tx:
-            table.create(tx, checkfirst=True)
+        with self.connection.reading() as conn:
+            insp = sa.inspect(conn)
+            existing = ({c["name"]: c["type"] for c in insp.get_columns(sa_name, schema=sa_schema)}
+                        if insp.has_table(sa_name, schema=sa_schema) else None)
+        if existing is None:
+            table = self._layout(adapter, sa_schema, sa_name, create=True)
+            try:
+                with self.connection.transaction() as tx:
+                    table.create(tx, checkfirst=True)
+            except sa.exc.DBAPIError:  # another worker declared it at the same moment
+                with self.connection.reading() as conn:
+                    if not sa.inspect(conn).has_table(sa_name, schema=sa_schema):
+                        raise
+            existing = {c.name: c.type for c in table.columns}
+        # query with the columns the table has (an older dj_dagster layout lacks some)
+        table = self._layout(adapter, sa_schema, sa_name, create=False, reflected=existing)
+        self._blob_stack = "error_stack" in table.c and not isinstance(existing["error_stack"], sa.String)
         return table
+
+    def _layout(self, adapter, sa_schema, sa_name, create: bool, reflected: dict | None = None) -> sa.Table:
+        """datajoint 2.x's ``~~table``: the key, then status, priority, times, error and
+        worker; ``:type:`` comments as datajoint writes them."""
+        fit = getattr(adapter, "fit_reflected", None)
+
+        def col(name, type_text, nullable=False, default=None, key=False, spec=None):
+            spec = spec or parse_type(type_text)
+            sql_type = adapter.sql_type(spec, sa_name, name)
+            if not create:
+                if spec.name == "enum":  # datajoint's PostgreSQL enum type binds like text
+                    sql_type = sa.Enum(*spec.args, native_enum=False, create_constraint=False,
+                                       length=max(map(len, spec.args)))
+                elif fit is not None and name in reflected:
+                    sql_type = fit(sql_type, spec, reflected[name])
+                if name == "error_stack" and isinstance(reflected.get(name), sa.String):
+                    sql_type = sa.Text()
+            return sa.Column(name, sql_type, primary_key=key, nullable=nullable, autoincrement=False,
+                             server_default=default if create else None,
+                             comment=f":{spec.text}:" if adapter.supports_comments else None)
+
+        now = sa.text("CURRENT_TIMESTAMP(3)" if adapter.name in ("mysql", "postgresql") else "CURRENT_TIMESTAMP")
+        columns = [col(a.name, "", key=True, spec=a.type) for a in self.source_heading if a.in_key] + [
+            col("status", "enum(" + ",".join(f"'{s}'" for s in STATUSES) + ")"),
+            col("priority", "int8"),
+            col("created_time", "datetime(3)", default=now),
+            col("scheduled_time", "datetime(3)", default=now),
+            col("reserved_time", "datetime(3)", nullable=True),
+            col("completed_time", "datetime(3)", nullable=True),
+            col("duration", "float64", nullable=True),
+            col("error_message", "varchar(2047)", default=""),
+            col("error_stack", "<blob>", nullable=True),
+            col("user", "varchar(255)", default=""),
+            col("host", "varchar(255)", default=""),
+            col("pid", "int32", default=sa.text("0")),
+            col("connection_id", "int64", default=sa.text("0")),
+            col("version", "varchar(64)", default=""),
+        ]
+        if not create:
+            columns = [c for c in columns if c.name in reflected]
+        index = f"idx_{sa_name}_status_priority_scheduled_time"
+        if len(index) > 60:
+            index = f"idx_{hashlib.md5(sa_name.encode()).hexdigest()[:12]}_status"
+        extras = [sa.Index(index, "status", "priority", "scheduled_time")] if create else []
+        return sa.Table(sa_name, sa.MetaData(), *columns, *extras, schema=sa_schema, mysql_engine="InnoDB",
+                        comment=f"Job queue for {self.target.database}.{self.target.table_name}"
+                        if create and adapter.supports_comments else None)
+
+    def _now(self):
+        """The server's clock (as SQL), which datajoint compares scheduled_time with."""
+        if self.connection.adapter.name in ("mysql", "postgresql"):
+            return sa.func.localtimestamp()
+        return _now()
+
+    def _clock(self, tx) -> dt.datetime:
+        """The server's clock, read."""
+        if self.connection.adapter.name in ("mysql", "postgresql"):
+            return tx.execute(sa.select(sa.func.localtimestamp())).scalar()
+        return _now()
+
+    def _stack(self, text: str):
+        if not getattr(self, "_blob_stack", False):
+            return text
+        from .blob import pack
+
+        return pack(text)
 
     # --- views ----------------------------------------------------------------
     def _rows(self, status: str | None = None) -> list[dict]:
@@ -80,7 +151,14 @@ class Jobs:
         stmt = sa.select(t)
         if status:
             stmt = stmt.where(t.c.status == status)
-        return [dict(r._mapping) for r in self.connection.query_all(stmt)]
+        rows = [dict(r._mapping) for r in self.connection.query_all(stmt)]
+        if getattr(self, "_blob_stack", False):
+            from .blob import unpack
+
+            for r in rows:
+                if r.get("error_stack") is not None:
+                    r["error_stack"] = unpack(bytes(r["error_stack"]))
+        return rows
 
     @property
     def pending(self) -> list[dict]:
@@ -117,11 +195,11 @@ class Jobs:
         with self.connection.transaction() as tx:
             existing = {tuple(r) for r in tx.execute(sa.select(*[t.c[k] for k in key]))}
             rows = [k for k in todo.keys() if tuple(k[n] for n in key) not in existing]
-            now = _now()
+            now = self._clock(tx)
             if rows:  # other workers may add the same keys at the same time
                 adapter = self.connection.adapter
                 tx.execute(adapter.insert(t, "skip", key), [
-                    {**k, "status": "pending", "priority": priority, "scheduled_time": now, "version": version}
+                    {**k, "status": "pending", "priority": priority, "scheduled_time": now, "version": version or ""}
                     for k in rows])
             added = len(rows)
             # pending jobs whose result exists or whose key left the key source
@@ -139,14 +217,14 @@ class Jobs:
                 old = stale_timeout is not None and r["reserved_time"] and now - r["reserved_time"] > stale_timeout
                 if dead or old:
                     tx.execute(sa.update(t).where(*self._where_key(r), t.c.status == "reserved")
-                               .values(status="pending", reserved_time=None, host=None, pid=None))
+                               .values(status="pending", reserved_time=None, host="", pid=0))
                     recovered += 1
         return {"added": added, "removed": removed, "recovered": recovered}
 
     def reserve(self, key: dict, version: str | None = None) -> bool:
         t = self.sa_table
-        values = dict(status="reserved", reserved_time=_now(), host=socket.gethostname(), pid=os.getpid(),
-                      user=os.environ.get("USER", ""), version=version)
+        values = dict(status="reserved", reserved_time=self._now(), host=socket.gethostname(), pid=os.getpid(),
+                      user=os.environ.get("USER", ""), version=version or "")
         with self.connection.transaction() as tx:
             n = tx.execute(sa.update(t).where(*self._where_key(key), t.c.status == "pending").values(**values)).rowcount
             if n == 1:
@@ -155,7 +233,7 @@ class Jobs:
             if exists is None:
                 try:
                     with tx.begin_nested():
-                        tx.execute(sa.insert(t).values(**key, scheduled_time=_now(), priority=5, **values))
+                        tx.execute(sa.insert(t).values(**key, scheduled_time=self._now(), priority=5, **values))
                     return True
                 except sa.exc.IntegrityError:
                     return False
@@ -173,21 +251,22 @@ class Jobs:
     def complete(self, key: dict, duration: float) -> None:
         t = self.sa_table
         self.connection.execute(sa.update(t).where(*self._where_key(key)).values(
-            status="success", completed_time=_now(), duration=duration, error_message=None, error_stack=None))
+            status="success", completed_time=self._now(), duration=duration, error_message="", error_stack=None))
 
     def error(self, key: dict, exc: BaseException, duration: float) -> None:
         t = self.sa_table
         msg = f"{type(exc).__name__}: {exc}"[:2047]
         stack = "".join(traceback.format_exception(exc))[-60000:]
         self.connection.execute(sa.update(t).where(*self._where_key(key)).values(
-            status="error", completed_time=_now(), duration=duration, error_message=msg, error_stack=stack))
+            status="error", completed_time=self._now(), duration=duration, error_message=msg,
+            error_stack=self._stack(stack)))
 
     def ignore(self, key: dict) -> None:
         t = self.sa_table
         with self.connection.transaction() as tx:
             n = tx.execute(sa.update(t).where(*self._where_key(key)).values(status="ignore")).rowcount
             if not n:
-                tx.execute(sa.insert(t).values(**key, status="ignore", scheduled_time=_now(), priority=5))
+                tx.execute(sa.insert(t).values(**key, status="ignore", scheduled_time=self._now(), priority=5))
 
     def clear_errors(self) -> int:
         t = self.sa_table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Iterable
 
 import sqlalchemy as sa
@@ -11,6 +12,25 @@ from sqlalchemy.engine import Engine
 from .base import Adapter
 
 SYSTEM_DATABASES = {"information_schema", "mysql", "performance_schema", "sys"}
+
+
+class BinaryUUID(sa.types.TypeDecorator):
+    """``uuid`` as datajoint-python stores it on MySQL: the 16 bytes in BINARY(16)."""
+
+    impl = mysql.BINARY(16)
+    cache_ok = True
+
+    @property
+    def python_type(self):
+        return uuid.UUID
+
+    def process_bind_param(self, value, dialect):
+        if value is None or (isinstance(value, bytes) and len(value) == 16):
+            return value
+        return (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).bytes
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else uuid.UUID(bytes=bytes(value))
 
 
 class MySQLAdapter(Adapter):
@@ -44,7 +64,16 @@ class MySQLAdapter(Adapter):
                     "float64": mysql.DOUBLE(asdecimal=False)}
         if not spec.is_codec and spec.name in unsigned:
             return unsigned[spec.name]
+        if not spec.is_codec and spec.name == "uuid":
+            return BinaryUUID()
         return super().sql_type(spec, table, attr)
+
+    def fit_reflected(self, sql_type, spec, reflected):
+        """The query type of an existing column: ``uuid`` columns declared before
+        dj_dagster matched datajoint's BINARY(16) hold 32 hex characters."""
+        if isinstance(sql_type, BinaryUUID) and isinstance(reflected, sa.String):
+            return sa.Uuid()
+        return sql_type
 
     def bytes_type(self):
         return mysql.LONGBLOB()

@@ -35,9 +35,14 @@ def partition_restrictions(plan: PipelinePlan, partition_keys: list[str]) -> lis
     return [decode_key(root.heading, k, pk, table=root.full_table_name) for k in partition_keys]
 
 
-def _materialize_metadata(translator: DataJointTranslator, table, extra: dict) -> dict:
-    meta = {"dagster/row_count": len(table), "dj/definition": dg.MetadataValue.md(f"```\n{table.describe()}```"),
-            "dagster/column_schema": translator.get_column_schema(table)}
+def _materialize_metadata(translator: DataJointTranslator, table, extra: dict, full: bool) -> dict:
+    """Counts always; the schema and definition text too unless the run covers many
+    partitions (Dagster stores the metadata once per partition; the asset's own
+    definition metadata carries them anyway)."""
+    meta = {"dagster/row_count": len(table)}
+    if full:
+        meta["dj/definition"] = dg.MetadataValue.md(f"```\n{table.describe()}```")
+        meta["dagster/column_schema"] = translator.get_column_schema(table)
     meta.update(extra)
     return meta
 
@@ -84,8 +89,9 @@ def build_group_asset(plan: PipelinePlan, group: list[TableNode], translator: Da
                               "dj/errors": dg.MetadataValue.md(shown)})
             extra = {"dj/keys_computed": result["success_count"], "dj/keys_failed": 0}
         extra["dj/duration_s"] = round(time.perf_counter() - start, 3)
+        full = pdef is None or len(context.partition_keys) == 1
         for node in group:
             yield dg.MaterializeResult(asset_key=key_of[node.full_name],
-                                       metadata=_materialize_metadata(translator, node.table, extra))
+                                       metadata=_materialize_metadata(translator, node.table, extra, full))
 
     return _materialize

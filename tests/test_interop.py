@@ -1,0 +1,368 @@
+"""Interoperability with datajoint-python 2.3.5 on its own backends (PostgreSQL and
+MySQL/MariaDB): a pipeline declared and partly populated by datajoint opens in
+dj_dagster (tiers, parts, declared types, foreign keys, rows, Dagster assets) and
+dj_dagster populates the rest, which datajoint reads back; and the other way round.
+
+datajoint runs in a subprocess (configured through its ``DJ_*`` environment
+variables), so its global configuration never reaches this process. SQLite is not a
+datajoint backend: there the tests skip."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pickle
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+import dj_dagster as dj
+from tests.conftest import backend_url
+
+# The same text declares the pipeline in both libraries (``dj`` is either one).
+PIPELINE = '''
+@schema
+class Animal(dj.Lookup):
+    definition = """
+    # animals of the lab
+    animal_id : int32
+    ---
+    species : varchar(32)
+    weight = 1.5 : float32    # grams
+    """
+    contents = [(1, "mouse", 0.02), (2, "rat", 0.3), (3, "vole", 0.04)]
+
+
+@schema
+class Session(dj.Manual):
+    definition = """
+    -> Animal
+    session : int16
+    ---
+    -> Animal.proj(other='animal_id')
+    note = "" : varchar(64)
+    started : datetime
+    stamp : datetime(3)
+    day : date
+    flag : bool
+    rank : int8
+    big : int64
+    price : decimal(6,2)
+    uid = null : uuid
+    meta = null : json
+    raw = null : bytes
+    kind : enum('a','b')
+    """
+
+
+@schema
+class Trace(dj.Computed):
+    definition = """
+    # a computed trace
+    -> Session
+    ---
+    total : float64
+    data : <blob>
+    """
+
+    class Point(dj.Part):
+        definition = """
+        -> master
+        idx : int32
+        ---
+        value : float64
+        """
+
+    def make(self, key):
+        data = np.arange(4.0) * key["session"] + key["animal_id"]
+        self.insert1(dict(key, total=float(data.sum()), data={"samples": data, "label": "s%d" % key["session"]}))
+        self.Point.insert([dict(key, idx=i, value=float(v)) for i, v in enumerate(data)])
+'''
+
+# datajoint's view of the declared types, as written in PIPELINE
+DECLARED = {
+    "#animal": {"animal_id": "int32", "species": "varchar(32)", "weight": "float32"},
+    "session": {"animal_id": "int32", "session": "int16", "other": "int32", "note": "varchar(64)",
+                "started": "datetime", "stamp": "datetime(3)", "day": "date", "flag": "bool", "rank": "int8",
+                "big": "int64", "price": "decimal(6,2)", "uid": "uuid", "meta": "json", "raw": "bytes",
+                "kind": "enum('a','b')"},
+    "__trace": {"animal_id": "int32", "session": "int16", "total": "float64", "data": "<blob>"},
+    "__trace__point": {"animal_id": "int32", "session": "int16", "idx": "int32", "value": "float64"},
+}
+KEYS = {"#animal": ["animal_id"], "session": ["animal_id", "session"], "__trace": ["animal_id", "session"],
+        "__trace__point": ["animal_id", "session", "idx"], "review": ["animal_id", "session", "reviewer"]}
+
+# Runs in the datajoint subprocess: argv[1] holds a pickled job, argv[2] receives the result.
+DJ_SCRIPT = r'''
+import pickle, sys, warnings
+warnings.simplefilter("ignore")
+job = pickle.load(open(sys.argv[1], "rb"))
+import numpy as np
+import datajoint as dj
+
+schema = dj.Schema(job["schema"])
+ns = {"dj": dj, "schema": schema, "np": np, "__name__": "interop_pipeline"}
+exec(job["pipeline"], ns)
+tables = {"#animal": ns["Animal"], "session": ns["Session"], "__trace": ns["Trace"],
+          "__trace__point": ns["Trace"].Point}
+out = {}
+for step, arg in job["steps"]:
+    if step == "insert":
+        ns["Session"].insert(arg)
+    elif step == "populate":
+        ns["Trace"].populate(max_calls=arg)
+        out["trace_count"] = len(ns["Trace"]())
+    elif step == "dump":
+        # psycopg2 hands bytea out as memoryview, which does not pickle
+        out["rows"] = {name: [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()}
+                              for row in t().to_dicts()] for name, t in tables.items()}
+        out["types"] = {name: {a.name: (a.original_type or a.type) for a in t().heading.attributes.values()
+                               if not a.name.startswith("_")} for name, t in tables.items()}
+        out["joins"] = joins(ns)
+    elif step == "virtual":  # tables declared by dj_dagster into datajoint's schema
+        vm = dj.virtual_schema(job["schema"])
+        out["review"] = {"rows": vm.Review().to_dicts(), "session*review": len(vm.Session * vm.Review),
+                         "animal*review": len(vm.Animal * vm.Review)}
+pickle.dump(out, open(sys.argv[2], "wb"))
+'''
+
+# semantic joins, evaluated the same way by both libraries
+JOINS = '''
+def joins(ns):
+    A, S, T = ns["Animal"], ns["Session"], ns["Trace"]
+    return {
+        "animal*session": len(A * S),
+        "session*trace": len(S * T),
+        "point&rat": len(T.Point & (A & {"species": "rat"})),
+        "session-trace": len(S - T),
+    }
+'''
+exec(JOINS)
+
+
+@pytest.fixture
+def peer(backend, tmp_path_factory, tmp_path):
+    """(dj_dagster connection, schema name, run datajoint steps) on a datajoint backend."""
+    if backend == "sqlite":
+        pytest.skip("datajoint 2.3.5 has no SQLite backend")
+    url = sa.make_url(backend_url(backend, tmp_path_factory))
+    env = dict(os.environ, DJ_BACKEND="postgresql" if backend == "postgresql" else "mysql",
+               DJ_HOST=url.host or "127.0.0.1", DJ_PORT=str(url.port or (5432 if backend == "postgresql" else 3306)),
+               DJ_USER=url.username or "", DJ_PASS=url.password or "", DJ_USE_TLS="false",
+               DJ_IGNORE_CONFIG_FILE="true", DJ_LOG_LEVEL="ERROR", PYTHONWARNINGS="ignore")
+    if backend == "postgresql":
+        env["DJ_DATABASE_NAME"] = url.database or "postgres"
+    name = f"djinterop_{uuid.uuid4().hex[:8]}"
+    connection = dj.Connection(url.render_as_string(hide_password=False))
+    calls = iter(range(100))
+
+    def run_datajoint(*steps) -> dict:
+        n = next(calls)
+        job_file, out_file = tmp_path / f"job{n}.pkl", tmp_path / f"out{n}.pkl"
+        job_file.write_bytes(pickle.dumps({"schema": name, "pipeline": PIPELINE, "steps": list(steps)}))
+        proc = subprocess.run([sys.executable, "-c", JOINS + DJ_SCRIPT, str(job_file), str(out_file)],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"datajoint failed:\n{proc.stdout}\n{proc.stderr}"
+        return pickle.loads(out_file.read_bytes())
+
+    yield connection, name, run_datajoint
+    connection.close()
+    cleanup = dj.Connection(url.render_as_string(hide_password=False))
+    try:
+        dj.Schema(name, connection=cleanup, create_schema=False, create_tables=False).drop(force=True, safemode=False)
+    finally:
+        cleanup.close()
+
+
+def sessions(backend: str, which) -> list[dict]:
+    """Session rows; uuid values only on MySQL: datajoint 2.3.5 binds uuid as bytes, which
+    PostgreSQL's native uuid column it declares itself refuses (and it reads them back as bytes)."""
+    rows = []
+    for animal, session in which:
+        rows.append(dict(
+            animal_id=animal, session=session, other=3 - animal if animal < 3 else 1,
+            note="" if session % 2 else f"note {animal}/{session}",
+            started=dt.datetime(2024, animal, session, 9, 30), stamp=dt.datetime(2024, 5, 6, 7, 8, 9, 123000),
+            day=dt.date(2023, 12, session), flag=bool(session % 2), rank=-session, big=2**40 + session,
+            price=Decimal(f"{animal}{session}.25"), meta={"a": animal, "list": [session, None]},
+            raw=bytes([animal, session, 0, 255]) if session % 2 else None, kind="ab"[session % 2],
+            uid=uuid.UUID(int=animal * 100 + session) if backend == "mysql" else None))
+    return rows
+
+
+def norm(value):
+    if isinstance(value, np.ndarray):
+        return ("ndarray", str(value.dtype), value.shape, norm(value.tolist()))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: norm(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [norm(v) for v in value]
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+def canonical(rows_by_table: dict) -> dict:
+    return {name: sorted((norm(r) for r in rows), key=lambda r: tuple(r[k] for k in KEYS[name]))
+            for name, rows in rows_by_table.items()}
+
+
+def our_rows(module) -> dict:
+    tables = {"#animal": module.Animal, "session": module.Session, "__trace": module.Trace,
+              "__trace__point": module.Trace.Point}
+    return {name: t().to_dicts() for name, t in tables.items()}
+
+
+def our_pipeline(connection, name: str):
+    schema = dj.Schema(name, connection=connection)
+    ns = {"dj": dj, "schema": schema, "np": np, "__name__": "interop_pipeline"}
+    exec(PIPELINE, ns)
+    return type("Module", (), {"schema": schema, **{k: ns[k] for k in ("Animal", "Session", "Trace")}})
+
+
+def catalog_snapshot(connection, name: str) -> dict:
+    """Everything a declaration could change: tables, columns, keys, indexes, lineage."""
+    with connection.reading() as conn:
+        insp = sa.inspect(conn)
+        snap = {}
+        for t in sorted(insp.get_table_names(schema=name)):
+            snap[t] = (
+                [(c["name"], str(c["type"]), c["nullable"], str(c.get("default")), c.get("comment"))
+                 for c in insp.get_columns(t, schema=name)],
+                insp.get_pk_constraint(t, schema=name)["constrained_columns"],
+                sorted(str(sorted(fk.items())) for fk in insp.get_foreign_keys(t, schema=name)),
+                sorted(str(sorted(i.items())) for i in insp.get_indexes(t, schema=name)),
+            )
+        lineage = sa.table("~lineage", sa.column("table_name"), sa.column("attribute_name"), sa.column("lineage"),
+                           schema=name)
+        snap["~lineage rows"] = sorted(tuple(r) for r in conn.execute(sa.select(lineage)))
+    return snap
+
+
+def check_structure(module, name: str) -> None:
+    """Tiers, parts, declared types and foreign keys as declared in PIPELINE."""
+    assert issubclass(module.Animal, dj.Lookup) and issubclass(module.Session, dj.Manual)
+    assert issubclass(module.Trace, dj.Computed) and issubclass(module.Trace.Point, dj.Part)
+    assert module.Trace.Point.master is module.Trace
+    tables = {"#animal": module.Animal, "session": module.Session, "__trace": module.Trace,
+              "__trace__point": module.Trace.Point}
+    for table_name, cls in tables.items():
+        t = cls()
+        assert t.table_name == table_name
+        visible = {a.name: a.type.text for a in t.heading if not a.hidden}
+        assert visible == DECLARED[table_name], table_name
+        assert t.heading.primary_key == KEYS[table_name]
+    assert module.Animal()._info.comment == "animals of the lab"
+    assert module.Animal().heading["weight"].comment == "grams"
+    assert module.Animal().heading["weight"].default == "1.5"
+    fks = {t: {(fk.parent, tuple(sorted(fk.attr_map.items())), fk.primary) for fk in cls()._info.foreign_keys}
+           for t, cls in tables.items()}
+    assert fks == {
+        "#animal": set(),
+        "session": {(f"{name}.#animal", (("animal_id", "animal_id"),), True),
+                    (f"{name}.#animal", (("other", "animal_id"),), False)},
+        "__trace": {(f"{name}.session", (("animal_id", "animal_id"), ("session", "session")), True)},
+        "__trace__point": {(f"{name}.__trace", (("animal_id", "animal_id"), ("session", "session")), True)},
+    }
+    # lineage follows the renamed foreign key to its origin
+    assert module.Session().heading["other"].lineage == f"{name}.#animal.animal_id"
+
+
+def check_assets(module, name: str) -> None:
+    import dagster as dg
+
+    from dj_dagster.orchestration import build_definitions
+    from dj_dagster.orchestration.translator import safe_name
+
+    graph = build_definitions(module.schema).resolve_asset_graph()
+
+    def key(t):
+        return dg.AssetKey([safe_name(name), t])
+
+    expected = {key("animal"): set(), key("session"): {key("animal")}, key("trace"): {key("session")},
+                key("trace__point"): {key("trace")}}
+    assert set(graph.get_all_asset_keys()) == set(expected)
+    for asset_key, parents in expected.items():
+        assert set(graph.get(asset_key).parent_keys) == parents, asset_key
+
+
+def test_datajoint_pipeline_opens_in_dj_dagster(backend, peer):
+    connection, name, run_datajoint = peer
+    first = sessions(backend, [(1, 1), (1, 2), (2, 1), (2, 2)])
+    declared = run_datajoint(("insert", first), ("populate", 2), ("dump", None))
+    assert declared["trace_count"] == 2
+
+    # a virtual module rebuilt from the database alone
+    virtual = dj.virtual_schema(name, connection=dj.Connection(connection.url))
+    check_structure(virtual, name)
+    assert canonical(our_rows(virtual)) == canonical(declared["rows"])
+    assert joins(vars(virtual)) == declared["joins"]
+    check_assets(virtual, name)
+    virtual.schema.connection.close()
+
+    # the same classes declared by dj_dagster bind to the existing tables, untouched
+    before = catalog_snapshot(connection, name)
+    ours = our_pipeline(connection, name)
+    assert catalog_snapshot(connection, name) == before
+    check_structure(ours, name)
+    ours.Session.insert(sessions(backend, [(3, 1)]))
+    assert ours.Trace.populate()["success_count"] == 3
+    assert len(ours.Trace()) == 5 and len(ours.Trace.Point()) == 20
+
+    # a table added by dj_dagster joins datajoint's tables in datajoint (its ~lineage)
+    Session, Animal = ours.Session, ours.Animal  # noqa: F841 - the definition's context
+
+    @ours.schema
+    class Review(dj.Manual):
+        definition = """
+        -> Session
+        reviewer : varchar(16)
+        ---
+        -> [nullable] Animal.proj(favorite='animal_id')
+        score : float32
+        """
+
+    Review.insert([(1, 1, "ann", 3, 0.5), (2, 2, "bob", None, 0.25)])
+
+    # datajoint reads everything back as dj_dagster does
+    back = run_datajoint(("dump", None), ("virtual", None))
+    assert back["review"]["session*review"] == len(ours.Session * Review) == 2
+    assert back["review"]["animal*review"] == len(ours.Animal * Review) == 2
+    assert canonical({"review": back["review"]["rows"]}) == canonical({"review": Review().to_dicts()})
+    assert canonical(back["rows"]) == canonical(our_rows(ours))
+    assert joins(vars(ours)) == back["joins"]
+    assert canonical(back["rows"])["session"] == canonical({"session": first + sessions(backend, [(3, 1)])})["session"]
+
+
+def test_dj_dagster_pipeline_opens_in_datajoint(backend, peer):
+    connection, name, run_datajoint = peer
+    ours = our_pipeline(connection, name)
+    ours.Session.insert(sessions(backend, [(1, 1), (1, 2), (2, 1), (2, 2)]))
+    assert ours.Trace.populate(max_calls=2)["success_count"] == 2
+    before = catalog_snapshot(connection, name)
+
+    # datajoint declares the same classes (a no-op), reads, adds a session, populates the rest
+    seen = run_datajoint(("dump", None))
+    assert seen["types"] == DECLARED
+    assert canonical(seen["rows"]) == canonical(our_rows(ours))
+    assert seen["joins"] == joins(vars(ours))
+    assert catalog_snapshot(connection, name) == before
+    done = run_datajoint(("insert", sessions(backend, [(3, 1)])), ("populate", None), ("dump", None))
+    assert done["trace_count"] == 5
+
+    # dj_dagster reads datajoint's rows, also through a virtual module
+    connection.invalidate()
+    assert canonical(our_rows(ours)) == canonical(done["rows"])
+    assert joins(vars(ours)) == done["joins"]
+    virtual = dj.virtual_schema(name, connection=dj.Connection(connection.url))
+    check_structure(virtual, name)
+    assert canonical(our_rows(virtual)) == canonical(done["rows"])
+    check_assets(virtual, name)
+    virtual.schema.connection.close()
