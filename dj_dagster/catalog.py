@@ -7,6 +7,7 @@ datajoint-python."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -52,8 +53,10 @@ def split_name(name: str) -> tuple[str, str]:
     return schema, table
 
 
-def _query_table(connection, schema: str, table: str, attrs: list[Attribute], reflected: dict | None = None) -> sa.Table:
-    """The SQLAlchemy table used to build queries (typed columns, no constraints)."""
+def _query_table(connection, schema: str, table: str, attrs: list[Attribute],
+                 reflected: dict | None = None) -> sa.Table:
+    """The SQLAlchemy table used to build queries (typed columns, no constraints);
+    ``reflected`` (column -> reflected type) lets the adapter fit older column types."""
     adapter = connection.adapter
     fit = getattr(adapter, "fit_reflected", None)
     reflected = reflected or {}
@@ -96,7 +99,10 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
     for unique, attrs in definition.indexes:
         constraints.append(sa.Index(None, *attrs, unique=unique))
     for cols in _fk_support_indexes(adapter, definition):
-        constraints.append(sa.Index(f"idx_{table}_{'_'.join(cols)[:30]}"[:63], *cols))
+        name = f"idx_{table}_{'_'.join(cols)[:30]}"  # as datajoint names it
+        if len(name) > 63:  # PostgreSQL's limit; index names are unique per schema
+            name = f"{name[:52]}_{hashlib.md5(name.encode()).hexdigest()[:10]}"
+        constraints.append(sa.Index(name, *cols))
     sa_table = sa.Table(sa_name, md, *columns, *constraints, schema=sa_schema,
                         comment=definition.comment if adapter.supports_comments else None,
                         mysql_engine="InnoDB")
@@ -157,9 +163,9 @@ def _write_lineage(conn, adapter, schema: str, table: str, definition: TableDef)
         for child, p in fk.attr_map.items():
             rows.setdefault(child, parent[p].lineage or f"{fk.parent._info.full_name}.{p}")
     for a in definition.attributes:
-        if a.in_key and not a.name.startswith("_"):
+        if a.in_key:
             rows.setdefault(a.name, f"{schema}.{table}.{a.name}")
-    rows = {k: v for k, v in rows.items() if not k.startswith("_")}
+    rows = {k: v for k, v in rows.items() if not k.startswith("_")}  # _singleton has none
     t = lineage_table(adapter, schema)
     conn.execute(sa.schema.CreateTable(t, if_not_exists=True))
     conn.execute(sa.delete(t).where(t.c.table_name == table))

@@ -5,6 +5,9 @@ passed through as text (after translation to the backend's dialect)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +39,20 @@ class Top:
     """``Top(limit, order_by, offset)``: the first rows in an order, as a restriction."""
 
     def __init__(self, limit: int | None = 1, order_by: str | list[str] | None = "KEY", offset: int = 0):
-        if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 0):
+        def bad(v):
+            return isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not 0 <= v < 2**63
+
+        if limit is not None and bad(limit):
             raise QueryError(f"Top limit must be a non-negative integer, got {limit!r}")
-        if not isinstance(offset, (int, np.integer)) or offset < 0:
+        if bad(offset):
             raise QueryError(f"Top offset must be a non-negative integer, got {offset!r}")
-        self.limit, self.offset = limit, int(offset)
-        self.order_by = [order_by] if isinstance(order_by, str) else list(order_by or ["KEY"])
+        self.limit, self.offset = None if limit is None else int(limit), int(offset)
+        if isinstance(order_by, str):
+            self.order_by = [order_by]
+        elif order_by is None or isinstance(order_by, (list, tuple)):
+            self.order_by = list(order_by or ["KEY"])
+        else:
+            raise QueryError(f"Top order_by must be an attribute name or a list of them, got {order_by!r}")
 
     def __repr__(self) -> str:
         return f"Top(limit={self.limit}, order_by={self.order_by!r}, offset={self.offset})"
@@ -50,40 +61,102 @@ class Top:
 TRUE, FALSE = sa.true(), sa.false()
 
 
+_SCALARS = (str, int, float, decimal.Decimal, dt.date, dt.time, dt.timedelta, uuid.UUID, bytes, bytearray)
+_STRINGS = ("char", "varchar", "text")
+IMPOSSIBLE = object()  # a value no stored row can equal
+
+
 def _value(attr, value: Any) -> Any:
+    if isinstance(value, np.datetime64):
+        return pd.Timestamp(value)
+    if isinstance(value, np.timedelta64):
+        return pd.Timedelta(value).to_pytimedelta()
     if isinstance(value, np.generic):
         return value.item()
     return value
 
 
+def _shown(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001
+        text = f"<{type(value).__name__}>"
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def restriction_value(attr, value: Any) -> Any:
+    """``value`` converted to ``attr``'s type as an insert would convert it: None for
+    NULL, :data:`IMPOSSIBLE` when no stored value can equal it (out of range, too long,
+    not a member of the enum...). Values that are not single values (lists, dicts,
+    objects) raise :class:`QueryError`: they reach SQL only as typed, bound values."""
+    from .insert_rows import _coercer, _is_missing
+
+    if attr.codec:
+        raise QueryError(f"Cannot restrict by attribute {attr.name!r}: its type {attr.type.text} is not comparable")
+    value = _value(attr, value)
+    if _is_missing(value):
+        return None
+    if attr.computed or attr.type.name == "json":
+        if not isinstance(value, _SCALARS) and not isinstance(value, bool):
+            raise QueryError(f"Cannot restrict by attribute {attr.name!r} with {_shown(value)}: "
+                             f"a {type(value).__name__} is not a single value")
+        return value
+    if not isinstance(value, _SCALARS):
+        raise QueryError(f"Cannot restrict by attribute {attr.name!r} ({attr.type.text}) with {_shown(value)}: "
+                         f"a {type(value).__name__} is not a single value")
+    try:
+        converted = _coercer(attr)(value)
+    except (ValueError, TypeError, ArithmeticError):
+        return IMPOSSIBLE
+    return converted
+
+
+def _padded(expr: "QueryExpression", attr) -> bool:
+    """MySQL/MariaDB collations compare strings with PAD SPACE ('a' = 'a  '): the
+    length must match too."""
+    return attr.type.name in _STRINGS and not attr.computed and expr.dialect == "mysql"
+
+
 def _equalities(expr: "QueryExpression", row: Mapping) -> list:
     clauses = []
     for name, value in row.items():
-        if name not in expr.heading.attributes:
+        if not isinstance(name, str) or name not in expr.heading.attributes:
             continue
         attr = expr.heading[name]
-        if attr.codec:
-            raise QueryError(f"Cannot restrict by attribute {name!r}: its type {attr.type.text} is not comparable")
         col = expr._cols[name]
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        value = restriction_value(attr, value)
+        if value is IMPOSSIBLE:
+            clauses.append(FALSE)
+        elif value is None:
             clauses.append(col.is_(None))
         else:
-            clauses.append(col == sa.bindparam(None, _value(attr, value), type_=col.type))
+            if attr.nullable or attr.computed:
+                # two-valued, so that negation (T - cond) keeps the rows where the attribute is NULL
+                clauses.append(col.is_not(None))
+            clauses.append(col == sa.bindparam(None, value, type_=col.type))
+            if _padded(expr, attr):
+                clauses.append(sa.func.char_length(col) == sa.bindparam(None, len(value), type_=sa.Integer()))
     return clauses
 
 
 def _records(expr: "QueryExpression", rows: list[Mapping]):
     if not rows:
         return FALSE
-    names = [n for n in rows[0] if n in expr.heading.attributes]
+    names = [n for n in rows[0] if isinstance(n, str) and n in expr.heading.attributes]
     same = all(list(r.keys()) == list(rows[0].keys()) for r in rows)
-    nulls = any(v is None for r in rows for v in r.values())
-    if same and names and len(rows) > 1 and not nulls and not any(expr.heading[n].codec for n in names):
-        cols = [expr._cols[n] for n in names]
-        values = [tuple(_value(None, r[n]) for n in names) for r in rows]
-        if len(cols) == 1:
-            return cols[0].in_([v[0] for v in values])
-        return sa.tuple_(*cols).in_(values)
+    if same and names and len(rows) > 1 and not any(expr.heading[n].codec for n in names):
+        attrs = [expr.heading[n] for n in names]
+        values = [tuple(restriction_value(a, r[a.name]) for a in attrs) for r in rows]
+        if not any(v is None or v is IMPOSSIBLE for t in values for v in t):
+            cols = [expr._cols[n] for n in names]
+            padded = [i for i, a in enumerate(attrs) if _padded(expr, a)]
+            if padded:
+                cols += [sa.func.char_length(cols[i]) for i in padded]
+                values = [t + tuple(len(t[i]) for i in padded) for t in values]
+            not_null = [expr._cols[a.name].is_not(None) for a in attrs if a.nullable or a.computed]
+            if len(cols) == 1:
+                return sa.and_(*not_null, cols[0].in_([v[0] for v in values]))
+            return sa.and_(*not_null, sa.tuple_(*cols).in_(values))
     return sa.or_(*[sa.and_(*c) if (c := _equalities(expr, r)) else TRUE for r in rows])
 
 

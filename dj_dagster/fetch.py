@@ -14,9 +14,10 @@ from .errors import DataJointError, QueryError
 class FetchMixin:
     def _fetch_rows(self, attrs: list[str] | None, order_by=None, limit=None, offset=None) -> tuple[list[str], list]:
         expr = self
+        limit, offset = _count("limit", limit), _count("offset", offset)
         names = list(attrs) if attrs is not None else expr.heading.names
         for n in names:
-            if n not in expr._cols:
+            if not isinstance(n, str) or n not in expr._cols:
                 raise QueryError(f"Unknown attribute {n!r}; attributes are {expr.heading.names}")
         if order_by is not None or limit is not None or offset:
             if expr._limit is not None or expr._offset:
@@ -112,6 +113,15 @@ class FetchMixin:
             result = self.to_arrays(*attrs, order_by=order_by, limit=limit, offset=offset)
             return (result,) if len(attrs) == 1 and False else result
         return self.to_arrays(order_by=order_by, limit=limit, offset=offset)
+
+
+def _count(what: str, value):
+    """A limit or offset: None or a non-negative integer (never text that reaches SQL)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**63:
+        raise QueryError(f"{what} must be a non-negative 64-bit integer, got {value!r}")
+    return int(value)
 
 
 def _column_array(values) -> np.ndarray:

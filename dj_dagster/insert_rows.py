@@ -9,6 +9,7 @@ import decimal
 import json
 import math
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -43,6 +44,11 @@ def _to_rows(table, rows: Any) -> list[Mapping]:
     out = []
     names = table.heading.all_names
     visible = table.heading.names
+    try:
+        rows = iter(rows)
+    except TypeError:
+        raise DataError(f"Cannot insert into {table.full_table_name}: expected rows (a list of dicts, a DataFrame, "
+                        f"a numpy record array or a CSV path), got a {type(rows).__name__}") from None
     for i, row in enumerate(rows):
         if isinstance(row, Mapping):
             out.append(row)
@@ -62,14 +68,60 @@ def _to_rows(table, rows: Any) -> list[Mapping]:
 
 
 def _fail(table, i: int, attr: str, value: Any, why: str) -> DataError:
-    shown = repr(value)
+    try:
+        shown = repr(value)
+    except Exception:  # noqa: BLE001 - a hostile __repr__ must not hide the real problem
+        shown = f"<{type(value).__name__}>"
     shown = shown if len(shown) < 80 else shown[:77] + "..."
     return DataError(f"Cannot insert into {table.full_table_name}: row {i}, attribute {attr!r}, value {shown}: {why}")
 
 
 def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT or (
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT or v is pd.NA or (
         isinstance(v, np.floating) and np.isnan(v))
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_NOT_SCALAR = (bytes, bytearray, memoryview, list, tuple, dict, set, frozenset, Mapping)
+
+
+def _check_text(s: str) -> str:
+    """Strings the databases can hold: no NUL, valid unicode (no lone surrogates)."""
+    if "\x00" in s:
+        raise ValueError("contains a NUL character")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid unicode (lone surrogate)") from None
+    return s
+
+
+def _int_value(v: Any, text: str) -> int:
+    """An exact integer from an int, an integral float/Decimal or integer text."""
+    if isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, str):
+        s = v.strip()
+        if _INT_TEXT.fullmatch(s) and len(s) < 100:
+            return int(s)
+        try:
+            v = decimal.Decimal(s)
+        except (decimal.InvalidOperation, ValueError):
+            raise ValueError(f"not an integer ({text})") from None
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(v) or not float(v).is_integer():
+            raise ValueError(f"not an integer ({text})")
+        return int(v)
+    if isinstance(v, decimal.Decimal):
+        if not v.is_finite() or v != v.to_integral_value():
+            raise ValueError(f"not an integer ({text})")
+        if v.adjusted() > 40:
+            raise ValueError(f"out of range for {text}")
+        return int(v)
+    raise ValueError(f"not an integer ({text}): a {type(v).__name__}")
 
 
 def _coercer(attr) -> Callable[[Any], Any]:
@@ -82,46 +134,50 @@ def _coercer(attr) -> Callable[[Any], Any]:
         lo, hi = INT_RANGES[name]
 
         def to_int(v):
-            if isinstance(v, (bool, np.bool_)):
-                return int(v)
-            if isinstance(v, str):
-                v = v.strip()
-            try:
-                f = float(v) if not isinstance(v, (int, np.integer)) else v
-            except (TypeError, ValueError):
-                raise ValueError(f"not an integer ({spec.text})") from None
-            if isinstance(f, float):
-                if not math.isfinite(f) or f != int(f):
-                    raise ValueError(f"not an integer ({spec.text})")
-                f = int(f)
-            f = int(f)
+            f = _int_value(v, spec.text)
             if not lo <= f <= hi:
                 raise ValueError(f"out of range for {spec.text} [{lo}, {hi}]")
             return f
         return to_int
     if name in ("float32", "float64"):
+        limit = FLOAT32_MAX if name == "float32" else math.inf
+
         def to_float(v):
+            if isinstance(v, _NOT_SCALAR) or not isinstance(v, (str, int, float, decimal.Decimal, np.number)):
+                raise ValueError(f"not a number ({spec.text}): a {type(v).__name__}")
             try:
                 f = float(v)
+            except OverflowError:
+                raise ValueError(f"out of range for {spec.text}") from None
             except (TypeError, ValueError):
                 raise ValueError(f"not a number ({spec.text})") from None
             if math.isnan(f):
                 return None
             if math.isinf(f):
                 raise ValueError("infinite values cannot be stored")
+            if abs(f) > limit:
+                raise ValueError(f"out of range for {spec.text} (|value| > {limit:.6g})")
             return f
         return to_float
     if name == "decimal":
         p, s = spec.args
+        step = decimal.Decimal(1).scaleb(-s)
 
         def to_dec(v):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (str, int, float, decimal.Decimal, np.number)):
+                raise ValueError(f"not a decimal ({spec.text}): a {type(v).__name__}")
             try:
-                d = decimal.Decimal(str(v))
-            except decimal.InvalidOperation:
+                d = decimal.Decimal(str(v).strip()) if not isinstance(v, decimal.Decimal) else v
+            except (decimal.InvalidOperation, ValueError):
                 raise ValueError(f"not a decimal ({spec.text})") from None
             if not d.is_finite():
                 raise ValueError("not a finite decimal")
-            q = d.quantize(decimal.Decimal(1).scaleb(-s)) if s else d.quantize(decimal.Decimal(1))
+            if d and d.adjusted() >= p - s:
+                raise ValueError(f"too many digits for {spec.text}")
+            try:
+                q = d.quantize(step, context=decimal.Context(prec=p + 2))
+            except decimal.InvalidOperation:
+                raise ValueError(f"too many digits for {spec.text}") from None
             if len(q.as_tuple().digits) > p:
                 raise ValueError(f"too many digits for {spec.text}")
             return q
@@ -143,20 +199,23 @@ def _coercer(attr) -> Callable[[Any], Any]:
         limit = spec.args[0] if spec.args else None
 
         def to_str(v):
-            if isinstance(v, (bytes, bytearray)):
+            if isinstance(v, (bytes, bytearray, memoryview)):
                 raise ValueError("bytes given for a string attribute")
-            s = v if isinstance(v, str) else str(v)
+            if isinstance(v, str):
+                s = v
+            elif isinstance(v, (int, float, decimal.Decimal, uuid.UUID, dt.date, dt.time)) and not isinstance(v, bool):
+                s = str(v)
+            else:
+                raise ValueError(f"not a string: a {type(v).__name__}")
             if limit is not None and len(s) > limit:
                 raise ValueError(f"longer than {spec.text} allows ({len(s)} > {limit})")
-            if "\x00" in s:
-                raise ValueError("contains a NUL character")
-            return s
+            return _check_text(s)
         return to_str
     if name == "enum":
         allowed = set(spec.args)
 
         def to_enum(v):
-            if v not in allowed:
+            if not isinstance(v, str) or v not in allowed:
                 raise ValueError(f"not one of {list(spec.args)}")
             return v
         return to_enum
@@ -168,52 +227,71 @@ def _coercer(attr) -> Callable[[Any], Any]:
                 return v
             if isinstance(v, (np.datetime64, pd.Timestamp)):
                 return pd.Timestamp(v).date()
-            try:
-                return dt.date.fromisoformat(str(v).strip())
-            except ValueError:
-                raise ValueError("not a date (YYYY-MM-DD)") from None
+            if isinstance(v, str):
+                try:
+                    return dt.date.fromisoformat(v.strip())
+                except ValueError:
+                    pass
+            raise ValueError("not a date (YYYY-MM-DD)")
         return to_date
     if name == "datetime":
         def to_datetime(v):
             if isinstance(v, pd.Timestamp):
-                return v.to_pydatetime()
-            if isinstance(v, dt.datetime):
-                return v
-            if isinstance(v, dt.date):
-                return dt.datetime(v.year, v.month, v.day)
-            if isinstance(v, np.datetime64):
-                return pd.Timestamp(v).to_pydatetime()
-            try:
-                return dt.datetime.fromisoformat(str(v).strip())
-            except ValueError:
-                raise ValueError("not a datetime (ISO 8601)") from None
+                v = v.to_pydatetime()
+            elif isinstance(v, np.datetime64):
+                v = pd.Timestamp(v).to_pydatetime()
+            elif isinstance(v, str):
+                try:
+                    v = dt.datetime.fromisoformat(v.strip())
+                except ValueError:
+                    raise ValueError("not a datetime (ISO 8601)") from None
+            elif isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+                v = dt.datetime(v.year, v.month, v.day)
+            if not isinstance(v, dt.datetime):
+                raise ValueError("not a datetime (ISO 8601)")
+            if v.tzinfo is not None:
+                raise ValueError("a timezone-aware datetime; convert it to a naive one (e.g. UTC) first")
+            return v
         return to_datetime
     if name == "time":
         def to_time(v):
-            if isinstance(v, dt.time):
-                return v
+            if isinstance(v, np.timedelta64):
+                v = pd.Timedelta(v).to_pytimedelta()
             if isinstance(v, dt.timedelta):
-                return (dt.datetime.min + v).time()
-            try:
-                return dt.time.fromisoformat(str(v).strip())
-            except ValueError:
-                raise ValueError("not a time (HH:MM:SS)") from None
+                if not dt.timedelta(0) <= v < dt.timedelta(days=1):
+                    raise ValueError("a time must be within one day [00:00:00, 24:00:00)")
+                v = (dt.datetime.min + v).time()
+            elif isinstance(v, str):
+                try:
+                    v = dt.time.fromisoformat(v.strip())
+                except ValueError:
+                    raise ValueError("not a time (HH:MM:SS)") from None
+            if not isinstance(v, dt.time):
+                raise ValueError("not a time (HH:MM:SS)")
+            if v.tzinfo is not None:
+                raise ValueError("a timezone-aware time cannot be stored")
+            return v
         return to_time
     if name == "uuid":
         def to_uuid(v):
             if isinstance(v, uuid.UUID):
                 return v
             try:
-                return uuid.UUID(bytes=v) if isinstance(v, bytes) and len(v) == 16 else uuid.UUID(str(v))
+                if isinstance(v, bytes) and len(v) == 16:
+                    return uuid.UUID(bytes=v)
+                if isinstance(v, str):
+                    return uuid.UUID(v)
             except ValueError:
-                raise ValueError("not a UUID") from None
+                pass
+            raise ValueError("not a UUID")
         return to_uuid
     if name == "json":
         def to_json(v):
             try:
-                json.dumps(v)
-            except (TypeError, ValueError) as exc:
+                json.dumps(v, allow_nan=False)
+            except (TypeError, ValueError, RecursionError) as exc:
                 raise ValueError(f"not JSON-serializable: {exc}") from None
+            _check_json_text(v)
             return v
         return to_json
     if name == "bytes":
@@ -225,6 +303,19 @@ def _coercer(attr) -> Callable[[Any], Any]:
     return lambda v: v
 
 
+def _check_json_text(v: Any) -> None:
+    stack = [v]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, Mapping):
+            stack.extend(k for k in item.keys() if isinstance(k, str))
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
 def _int_check(lo: int, hi: int):
     return lambda v: lo <= v <= hi
 
@@ -232,7 +323,7 @@ def _int_check(lo: int, hi: int):
 # declared type -> (exact Python type that needs no conversion, check)
 _FAST = {name: (int, _int_check(lo, hi)) for name, (lo, hi) in INT_RANGES.items()}
 _FAST["float64"] = (float, math.isfinite)
-_FAST["float32"] = (float, math.isfinite)
+_FAST["float32"] = (float, lambda v: abs(v) <= FLOAT32_MAX)
 
 
 def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: bool, encode: bool = True,
@@ -268,7 +359,7 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
             if fast is not None and type(v) is fast[0] and fast[1](v):
                 clean[name] = v  # the common case: already the right Python type, in range
                 continue
-            if isinstance(v, np.generic) and not isinstance(v, np.void):
+            if isinstance(v, np.generic) and not isinstance(v, (np.void, np.datetime64, np.timedelta64)):
                 v = v.item()
             if v is None or (not codec and _is_missing(v)):
                 if in_key:
@@ -288,10 +379,15 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
             clean[name] = value
         if check_duplicates and key:
             k = tuple(clean.get(n) for n in key)
-            if k in seen:
-                raise DataError(f"Cannot insert into {table.full_table_name}: rows {seen[k]} and {i} have the same "
-                                f"primary key {dict(zip(key, k))}")
-            seen[k] = i
+            try:
+                first = seen.get(k)
+            except TypeError:  # an unhashable key value (json): the database checks it
+                first = None
+            else:
+                seen.setdefault(k, i)
+            if first is not None and first != i:
+                raise DataError(f"Cannot insert into {table.full_table_name}: row {i} repeats the primary key "
+                                f"{dict(zip(key, k))} of row {first}")
         out.append(clean)
     if encoders:
         from .external import upload_batch

@@ -36,6 +36,7 @@ class Jobs:
         self.name = f"~~{table.table_name.lstrip('_#')}"
         self._sa = None
         self._source_heading = None
+        self._blob_stack = False  # error_stack is a <blob> (datajoint's layout), not text
 
     @property
     def source_heading(self):
@@ -126,7 +127,7 @@ class Jobs:
                         comment=f"Job queue for {self.target.database}.{self.target.table_name}"
                         if create and adapter.supports_comments else None)
 
-    def _now(self):
+    def _server_now(self):
         """The server's clock (as SQL), which datajoint compares scheduled_time with."""
         if self.connection.adapter.name in ("mysql", "postgresql"):
             return sa.func.localtimestamp()
@@ -139,7 +140,7 @@ class Jobs:
         return _now()
 
     def _stack(self, text: str):
-        if not getattr(self, "_blob_stack", False):
+        if not self._blob_stack:
             return text
         from .blob import pack
 
@@ -152,7 +153,7 @@ class Jobs:
         if status:
             stmt = stmt.where(t.c.status == status)
         rows = [dict(r._mapping) for r in self.connection.query_all(stmt)]
-        if getattr(self, "_blob_stack", False):
+        if self._blob_stack:
             from .blob import unpack
 
             for r in rows:
@@ -223,8 +224,8 @@ class Jobs:
 
     def reserve(self, key: dict, version: str | None = None) -> bool:
         t = self.sa_table
-        values = dict(status="reserved", reserved_time=self._now(), host=socket.gethostname(), pid=os.getpid(),
-                      user=os.environ.get("USER", ""), version=version or "")
+        values = dict(status="reserved", reserved_time=self._server_now(), host=socket.gethostname(),
+                      pid=os.getpid(), user=os.environ.get("USER", ""), version=version or "")
         with self.connection.transaction() as tx:
             n = tx.execute(sa.update(t).where(*self._where_key(key), t.c.status == "pending").values(**values)).rowcount
             if n == 1:
@@ -233,7 +234,8 @@ class Jobs:
             if exists is None:
                 try:
                     with tx.begin_nested():
-                        tx.execute(sa.insert(t).values(**key, scheduled_time=self._now(), priority=5, **values))
+                        tx.execute(sa.insert(t).values(**key, scheduled_time=self._server_now(), priority=5,
+                                                       **values))
                     return True
                 except sa.exc.IntegrityError:
                     return False
@@ -251,14 +253,15 @@ class Jobs:
     def complete(self, key: dict, duration: float) -> None:
         t = self.sa_table
         self.connection.execute(sa.update(t).where(*self._where_key(key)).values(
-            status="success", completed_time=self._now(), duration=duration, error_message="", error_stack=None))
+            status="success", completed_time=self._server_now(), duration=duration, error_message="",
+            error_stack=None))
 
     def error(self, key: dict, exc: BaseException, duration: float) -> None:
         t = self.sa_table
         msg = f"{type(exc).__name__}: {exc}"[:2047]
         stack = "".join(traceback.format_exception(exc))[-60000:]
         self.connection.execute(sa.update(t).where(*self._where_key(key)).values(
-            status="error", completed_time=self._now(), duration=duration, error_message=msg,
+            status="error", completed_time=self._server_now(), duration=duration, error_message=msg,
             error_stack=self._stack(stack)))
 
     def ignore(self, key: dict) -> None:
@@ -266,7 +269,7 @@ class Jobs:
         with self.connection.transaction() as tx:
             n = tx.execute(sa.update(t).where(*self._where_key(key)).values(status="ignore")).rowcount
             if not n:
-                tx.execute(sa.insert(t).values(**key, status="ignore", scheduled_time=self._now(), priority=5))
+                tx.execute(sa.insert(t).values(**key, status="ignore", scheduled_time=self._server_now(), priority=5))
 
     def clear_errors(self) -> int:
         t = self.sa_table

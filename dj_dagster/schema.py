@@ -206,7 +206,10 @@ def table_class(connection: Connection, full_name: str, schema: Schema | None = 
     """The bound class of a table: a registered user class, or one made from the catalog."""
     registry = connection.__dict__.setdefault("classes", {})
     if full_name in registry:
-        return registry[full_name]
+        cls = registry[full_name]
+        if schema is not None:  # a virtual schema over tables this process already declared
+            schema.classes.setdefault(cls._table_name, cls)
+        return cls
     from .user_tables import TIERS
 
     database, name = catalog.split_name(full_name)

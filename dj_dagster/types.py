@@ -72,6 +72,52 @@ def _split_args(args: str) -> tuple:
     return tuple(v for v in values)
 
 
+_INT_ARG = re.compile(r"\s*[+-]?[0-9]{1,9}\s*", re.ASCII)
+MAX_CHAR = 255
+MAX_VARCHAR = 16383  # MySQL's limit for utf8mb4 (4 bytes a character, 65535 bytes a row)
+MAX_DECIMAL_DIGITS = 65  # MySQL's limit
+MAX_DECIMAL_SCALE = 30
+MAX_ENUM_VALUE = 255
+
+
+def check_declarable(spec: TypeSpec, where: str = "") -> None:
+    """Bounds every backend accepts, checked when a table is declared (a table read back
+    from the database is taken as it is)."""
+    raw, name, args = spec.text, spec.name, spec.args
+    if spec.is_codec:
+        return
+    if name in ("char", "varchar"):
+        hi = MAX_CHAR if name == "char" else MAX_VARCHAR
+        if not 1 <= args[0] <= hi:
+            raise DeclarationError(f"{where}type {raw!r}: the length must be between 1 and {hi}")
+    elif name == "decimal":
+        p, sc = args
+        if not (1 <= p <= MAX_DECIMAL_DIGITS and 0 <= sc <= min(p, MAX_DECIMAL_SCALE)):
+            raise DeclarationError(f"{where}type {raw!r}: precision must be 1..{MAX_DECIMAL_DIGITS} and scale "
+                                   f"0..min(precision, {MAX_DECIMAL_SCALE})")
+    elif name in ("datetime", "time") and args:
+        if not 0 <= args[0] <= 6:
+            raise DeclarationError(f"{where}type {raw!r}: fractional-second precision must be 0..6")
+    elif name == "bytes" and args:
+        if len(args) != 1 or not 1 <= args[0] <= 65535:
+            raise DeclarationError(f"{where}type {raw!r}: the length must be between 1 and 65535")
+    elif name == "enum":
+        _check_enum(raw, args, where)
+
+
+def _check_enum(raw: str, values: tuple, where: str) -> None:
+    if len(set(values)) != len(values):
+        raise DeclarationError(f"{where}enum type {raw!r} repeats a value")
+    for v in values:
+        if "\x00" in v or "\\" in v or v != v.rstrip(" ") or len(v) > MAX_ENUM_VALUE:
+            raise DeclarationError(f"{where}enum value {v!r} is not allowed: no NUL, backslash or trailing spaces, "
+                                   f"at most {MAX_ENUM_VALUE} characters")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DeclarationError(f"{where}enum value {v!r} is not valid unicode") from None
+
+
 def parse_type(text: str, where: str = "") -> TypeSpec:
     """Parse a declared type; raise :class:`DeclarationError` naming ``where``."""
     raw = " ".join(text.strip().split())
@@ -93,10 +139,9 @@ def parse_type(text: str, where: str = "") -> TypeSpec:
             if not values or any(v == "" for v in values):
                 raise DeclarationError(f"{where}enum type {raw!r} needs quoted, non-empty values")
             return TypeSpec(raw, "core", "enum", values)
-        try:
-            args = tuple(int(a) for a in args_text.split(","))
-        except ValueError:
-            raise DeclarationError(f"{where}type {raw!r} has non-integer parameters") from None
+        if not all(_INT_ARG.fullmatch(a) for a in args_text.split(",")):
+            raise DeclarationError(f"{where}type {raw!r} has non-integer parameters")
+        args = tuple(int(a) for a in args_text.split(","))
         if name in ("char", "varchar") and len(args) == 1:
             return TypeSpec(low, "core", name, args)
         if name in ("decimal", "numeric") and len(args) in (1, 2):

@@ -16,6 +16,7 @@ import itertools
 import math
 import re
 import uuid
+import warnings
 
 import pytest
 import sqlalchemy as sa
@@ -33,7 +34,7 @@ COUNTS: collections.Counter = collections.Counter()
 
 
 def _settings(n: int):
-    return settings(max_examples=n, deadline=None, derandomize=False,
+    return settings(max_examples=n, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                            HealthCheck.filter_too_much, HealthCheck.data_too_large])
 
@@ -241,7 +242,7 @@ def test_uint64_extremes_round_trip(every_type, backend):
     assert (every_type & {"id": 50}).fetch1("u64") == 2**64 - 1
 
 
-@_settings(250)
+@_settings(600)
 @given(data=st.data())
 def test_hostile_values_are_rejected(every_type, data):
     table = every_type
@@ -261,7 +262,7 @@ def test_hostile_values_are_rejected(every_type, data):
     assert _snapshot(table) == before
 
 
-@_settings(120)
+@_settings(300)
 @given(data=st.data())
 def test_hostile_row_shapes_are_rejected(every_type, data):
     table = every_type
@@ -301,6 +302,13 @@ def test_hostile_row_shapes_are_rejected(every_type, data):
         table.insert(rows)
     _check_message(info.value, table, bad_at, attr)
     assert _snapshot(table) == before
+
+
+def test_integer_text_is_exact(every_type):
+    """Integer text is parsed as an integer, not through a float (2**53 + 1 survives)."""
+    every_type.insert1({**good_row(60), "i64": str(2**53 + 1), "u64": " 12 ", "i8": "1e2", "f64": "0.25"})
+    row = (every_type & {"id": 60}).fetch1()
+    assert (row["i64"], row["u64"], row["i8"], row["f64"]) == (2**53 + 1, 12, 100, 0.25)
 
 
 def test_failed_batch_after_database_error_writes_nothing(every_type):
@@ -383,17 +391,8 @@ class _Rollback(Exception):
     pass
 
 
-@_settings(150)
-@given(data=st.data())
-def test_hostile_restriction_dicts(restrict_table, connection, data):
-    table = restrict_table
+def _check_restriction(table, connection, rows: list[dict], conds: list[dict]) -> None:
     heading = table.heading
-    rows = table.to_dicts(order_by="id")
-    values = _restriction_values(rows)
-    names = st.one_of(st.sampled_from(heading.names), st.sampled_from(heading.names), SQLISH)
-    conds = data.draw(st.lists(st.dictionaries(names, values, min_size=1, max_size=3), min_size=1, max_size=3),
-                      label="restriction")
-    COUNTS["restriction dicts"] += 1
     cond = conds[0] if len(conds) == 1 else conds
     expected_parts = [_expected(rows, c, heading) for c in conds]
     try:
@@ -409,6 +408,10 @@ def test_hostile_restriction_dicts(restrict_table, connection, data):
             ids.update(r["id"] for r in part or [])
         expected = [r for r in rows if r["id"] in ids]
         assert got == expected, (cond, got, expected)
+    got_ids = {r["id"] for r in got}
+    complement = [r for r in rows if r["id"] not in got_ids]
+    # the negation selects the complement (rows with NULLs included)
+    assert (table - cond).to_dicts(order_by="id") == complement, cond
     # deleting through the restriction removes exactly those rows and nothing else
     remaining = None
     try:
@@ -418,11 +421,38 @@ def test_hostile_restriction_dicts(restrict_table, connection, data):
             raise _Rollback
     except _Rollback:
         pass
-    got_ids = {r["id"] for r in got}
-    assert remaining == [r for r in rows if r["id"] not in got_ids]
+    assert remaining == complement, cond
     assert table.to_dicts(order_by="id") == rows
-    # the negation selects the complement
-    assert (table - cond).to_dicts(order_by="id") == [r for r in rows if r["id"] not in got_ids]
+
+
+@_settings(300)
+@given(data=st.data())
+def test_hostile_restriction_dicts(restrict_table, connection, data):
+    table = restrict_table
+    heading = table.heading
+    rows = table.to_dicts(order_by="id")
+    values = _restriction_values(rows)
+    names = st.one_of(st.sampled_from(heading.names), st.sampled_from(heading.names), SQLISH)
+    conds = data.draw(st.lists(st.dictionaries(names, values, min_size=1, max_size=3), min_size=1, max_size=3),
+                      label="restriction")
+    COUNTS["restriction dicts"] += 1
+    _check_restriction(table, connection, rows, conds)
+
+
+@pytest.mark.parametrize("conds", [
+    [{"name": "trail"}], [{"name": "trail   "}], [{"name": " "}], [{"name": "abc"}], [{"name": "ABC"}],
+    [{"name": "a_b"}], [{"name": "a%b"}], [{"name": "%"}], [{"name": "\\"}], [{"name": "O'Brien"}],
+    [{"name": "😀 emoji"}], [{"name": "x\x00"}], [{"name": "\ud800"}], [{"name": "x" * 40}], [{"name": 5}],
+    [{"name": b"abc"}], [{"n": 2**63}], [{"n": -(2**63) - 1}], [{"n": 10**400}], [{"n": "abc"}], [{"n": "42"}],
+    [{"n": 42.0}], [{"n": 42.5}], [{"n": True}], [{"x": math.inf}], [{"x": math.nan}], [{"x": "0.1"}],
+    [{"x": 10**400}], [{"flag": 2}], [{"flag": "yes"}], [{"day": "2024-01-03"}], [{"day": "not a day"}],
+    [{"maybe": ""}], [{"maybe": None}], [{"maybe": "\t"}], [{"id": [1, 2]}], [{"id": {"a": 1}}], [{"id": (1,)}],
+    [{"id": Opaque()}], [{"id; DROP TABLE target": 1}], [{"name": "trail"}, {"name": "abc"}],
+    [{"name": "trail", "id": 20}, {"name": "abc", "id": 17}], [{"n": 2**70}, {"n": 42}], [{"maybe": ""}, {"maybe": "x"}],
+])
+def test_restriction_edge_cases(restrict_table, connection, conds):
+    COUNTS["restriction edge cases"] += 1
+    _check_restriction(restrict_table, connection, restrict_table.to_dicts(order_by="id"), conds)
 
 
 # --- definitions --------------------------------------------------------------------------
@@ -475,7 +505,7 @@ BAD_TYPES = [
 ]
 
 
-@_settings(100)
+@_settings(300)
 @given(data=st.data())
 def test_hostile_definitions(schema, parent, data):
     kind = data.draw(st.sampled_from(["bad name", "bad type", "duplicate", "unknown reference", "bad default",
@@ -503,7 +533,11 @@ def test_hostile_definitions(schema, parent, data):
     elif kind == "duplicate":
         dup = data.draw(st.sampled_from(["id", "value", "pid"]))
         line = f"{dup} : {data.draw(st.sampled_from(['int32', 'varchar(3)', 'float64']))}"
-        if dup == "pid":
+        if dup == "id":
+            pos = data.draw(st.sampled_from([3, 4, 5]))
+        elif dup == "value":
+            pos = 5
+        else:
             head.insert(pos - 1, "-> Parent")
             pos += 1
     elif kind == "unknown reference":
@@ -534,14 +568,12 @@ def test_hostile_definitions(schema, parent, data):
         pos = len(head) + 1
     lines = list(head)
     lines.insert(pos - 1, line)
-    if kind == "bad comment" and pos == 5:
-        pass
     definition = "\n        " + "\n        ".join(lines) + "\n        "
     context = {"Parent": parent}
     _expect_declaration_error(schema, definition, pos, context)
 
 
-@_settings(60)
+@_settings(100)
 @given(text=st.one_of(ANY_TEXT, st.lists(st.one_of(ANY_TEXT, SQLISH, st.sampled_from(
     ["---", "id : int32", "-> Parent", "x = 1 : int8", "# c", "index (id)", ""])), max_size=6).map("\n".join)))
 def test_random_definitions(schema, parent, text):
@@ -550,7 +582,9 @@ def test_random_definitions(schema, parent, text):
     COUNTS["definition: random text"] += 1
     cls, full, declare = _declare(schema, text, {"Parent": parent})
     try:
-        declare()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # native types are allowed, with a warning
+            declare()
     except dj.DeclarationError as exc:
         assert full in str(exc), str(exc)
         assert cls.__name__.lower() not in schema.list_tables()
@@ -558,6 +592,36 @@ def test_random_definitions(schema, parent, text):
     # it was a valid definition: the table exists and accepts a row of its own
     assert cls().heading is not None
     cls.drop_quick()
+
+
+@pytest.mark.parametrize("definition, line", [
+    ("# c\nid : int32\n---\n-> Parent\n-> Parent", 5),
+    ("id : int32\n---\nv : int32\nindex (v)\nindex (v)", 5),
+    ("id : int32\n---\nv : int32\nindex (v, v)", 4),
+    ("id : int32\n---\nv : int32\nindex (nope)", 4),
+    ("id : int32\n---\nv : <blob>\nindex (v)", 4),
+    ("pid : varchar(3)\n-> Parent", 2),
+    ("id : int32\n---\n-> Parent.proj(**{'x': 'pid'})", 3),
+    ("id : int32\n---\n-> Parent.proj(bad_name_='pid', x=1)", 3),
+    ("id : int32\n---\n-> Parent.proj(Bad='pid')", 3),
+    ("id : int32\n---\n-> __import__('os').system('true')", 3),
+    ("id : int32\n---\n-> Parent._info", 3),
+    ("key : json\n---\nv : int32", 1),
+    ("key : bytes", 1),
+    ("key : varchar(2000)", 1),
+    ("a" * 64 + " : int32", 1),
+    ("# \x00 comment\nid : int32", 1),
+    ("id : int32\n---\nv = CURRENT_TIMESTAMP : int32", 3),
+    ("id : int32\n---\nv = 'banana' : bool", 3),
+    ("id : int32\n---\nv = nan : float64", 3),
+    ("id : int32\n---\nv = 'x' : <blob>", 3),
+    ("id : int32\n---\nv : <nope_codec>", 3),
+    ("id : int32\n---\nv : enum('a', 'a')", 3),
+    ("id : int32\n---\nv = : int32", 3),
+])
+def test_hostile_definition_cases(schema, parent, definition, line):
+    COUNTS["definition: edge cases"] += 1
+    _expect_declaration_error(schema, definition, line, {"Parent": parent})
 
 
 def test_definition_line_numbers(schema):
@@ -578,8 +642,11 @@ KEY_TYPES = ["varchar(8)", "char(2)", "int8", "uint8", "int64", "uint64", "float
 
 
 def _valid(attr, value) -> bool:
+    """A value of the attribute's type (NUL is allowed in text: such a key matches no row,
+    but tests/test_partition_keys.py round-trips it)."""
+    probe = value.replace("\x00", " ") if isinstance(value, str) else value
     try:
-        return _coercer(attr)(value) == value
+        return _coercer(attr)(probe) == probe
     except (ValueError, TypeError):
         return False
 
@@ -593,7 +660,7 @@ def _key_text(names):
     )
 
 
-@_settings(400)
+@_settings(1000)
 @given(data=st.data())
 def test_partition_keys_decode_or_refuse(data):
     types = data.draw(st.lists(st.sampled_from(KEY_TYPES), min_size=1, max_size=3), label="types")
@@ -627,6 +694,22 @@ def names_table(schema):
     return Named
 
 
+# expression._IDENT is r"^[a-z_][a-z0-9_]*$": "$" also matches before a final newline, so
+# proj(**{"a\n": ...}) and U("a\n") pass it (fix: _IDENT.fullmatch, or \Z); see the xfail below
+KNOWN_TRAILING_NEWLINE = re.compile(r"[a-z_][a-z0-9_]*\n")
+
+
+@pytest.mark.xfail(reason="expression.py: _IDENT matches 'a\\n' ($ before a final newline); use fullmatch",
+                   strict=False)
+def test_new_names_with_trailing_newline_are_refused(names_table):
+    with pytest.raises(dj.QueryError):
+        names_table.proj(**{"a\n": "name"})
+    with pytest.raises(dj.QueryError):
+        dj.U("name\n")
+    with pytest.raises(dj.QueryError):
+        names_table.proj(**{"b\n": "x * 2"})
+
+
 def _order_ok(spec: str, attrs) -> bool:
     for part in spec.split(","):
         words = part.strip().split()
@@ -645,7 +728,7 @@ NAME_TEXT = st.one_of(ANY_TEXT, SQLISH, st.sampled_from(["id", "name", "x", "KEY
                                                           "name -- x", "NAME", "x\x00"]))
 
 
-@_settings(200)
+@_settings(600)
 @given(data=st.data())
 def test_hostile_attribute_names(names_table, connection, data):
     table = names_table
@@ -667,7 +750,8 @@ def test_hostile_attribute_names(names_table, connection, data):
             ok = text in attrs or (stripped in attrs and stripped != "id")
             call = lambda: table.proj(text).to_dicts()  # noqa: E731
         elif where == "proj rename":
-            ok = None if text == "id" else re.fullmatch(r"[a-z_][a-z0-9_]*", text) is not None
+            ok = None if text == "id" or KNOWN_TRAILING_NEWLINE.fullmatch(text) else \
+                re.fullmatch(r"[a-z_][a-z0-9_]*", text) is not None
             call = lambda: table.proj(**{text: "name"}).to_dicts()  # noqa: E731
         elif where == "fetch":
             ok = text in attrs or text == "KEY"
@@ -679,7 +763,7 @@ def test_hostile_attribute_names(names_table, connection, data):
             ok = text in attrs
             call = lambda: table.to_arrays(text)  # noqa: E731
         else:
-            ok = text in attrs
+            ok = text in attrs or text == "KEY"
             call = lambda: table.fetch(text, as_dict=True)  # noqa: E731
         if ok is None:
             try:
@@ -693,5 +777,31 @@ def test_hostile_attribute_names(names_table, connection, data):
             with pytest.raises(dj.QueryError):
                 call()
             assert counter.count == before, f"{text!r} reached SQL"
+    finally:
+        counter.close()
+
+
+@_settings(150)
+@given(data=st.data())
+def test_hostile_limits(names_table, connection, data):
+    value = data.draw(st.one_of(st.integers(-5, 5), st.floats(), st.text(max_size=5), SQLISH, st.booleans(),
+                                st.none(), st.just(2**70), st.decimals(), st.lists(st.integers(), max_size=2)),
+                      label="value")
+    which = data.draw(st.sampled_from(["limit", "offset"]), label="which")
+    COUNTS[f"names: {which}"] += 1
+    ok = value is None or (type(value) is int and 0 <= value < 2**63)
+    counter = SQLCounter(connection)
+    try:
+        if ok:
+            rows = names_table.to_dicts(order_by="id", **{which: value})
+            everything = names_table.to_dicts(order_by="id")
+            expected = everything[:value] if which == "limit" and value is not None else \
+                everything[value or 0:] if which == "offset" else everything
+            assert rows == expected
+        else:
+            before = counter.count
+            with pytest.raises(dj.QueryError):
+                names_table.to_dicts(order_by="id", **{which: value})
+            assert counter.count == before
     finally:
         counter.close()

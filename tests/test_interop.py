@@ -10,6 +10,7 @@ datajoint backend: there the tests skip."""
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import os
 import pickle
 import subprocess
@@ -79,6 +80,8 @@ class Trace(dj.Computed):
         """
 
     def make(self, key):
+        if key["session"] == 9:
+            raise ValueError("bad session")
         data = np.arange(4.0) * key["session"] + key["animal_id"]
         self.insert1(dict(key, total=float(data.sum()), data={"samples": data, "label": "s%d" % key["session"]}))
         self.Point.insert([dict(key, idx=i, value=float(v)) for i, v in enumerate(data)])
@@ -115,8 +118,13 @@ for step, arg in job["steps"]:
     if step == "insert":
         ns["Session"].insert(arg)
     elif step == "populate":
-        ns["Trace"].populate(max_calls=arg)
+        restrictions = arg.pop("restrictions", [])
+        ns["Trace"].populate(*restrictions, **arg)
         out["trace_count"] = len(ns["Trace"]())
+    elif step == "jobs":
+        jobs = ns["Trace"].jobs
+        out["progress"] = jobs.progress()
+        out["errors"] = jobs.errors.to_dicts()
     elif step == "dump":
         # psycopg2 hands bytea out as memoryview, which does not pickle
         out["rows"] = {name: [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()}
@@ -131,9 +139,9 @@ for step, arg in job["steps"]:
 pickle.dump(out, open(sys.argv[2], "wb"))
 '''
 
-# semantic joins, evaluated the same way by both libraries
-JOINS = '''
 def joins(ns):
+    """Semantic joins and restrictions, evaluated the same way by both libraries (the
+    datajoint subprocess runs this function's source)."""
     A, S, T = ns["Animal"], ns["Session"], ns["Trace"]
     return {
         "animal*session": len(A * S),
@@ -141,8 +149,6 @@ def joins(ns):
         "point&rat": len(T.Point & (A & {"species": "rat"})),
         "session-trace": len(S - T),
     }
-'''
-exec(JOINS)
 
 
 @pytest.fixture
@@ -165,7 +171,7 @@ def peer(backend, tmp_path_factory, tmp_path):
         n = next(calls)
         job_file, out_file = tmp_path / f"job{n}.pkl", tmp_path / f"out{n}.pkl"
         job_file.write_bytes(pickle.dumps({"schema": name, "pipeline": PIPELINE, "steps": list(steps)}))
-        proc = subprocess.run([sys.executable, "-c", JOINS + DJ_SCRIPT, str(job_file), str(out_file)],
+        proc = subprocess.run([sys.executable, "-c", inspect.getsource(joins) + DJ_SCRIPT, str(job_file), str(out_file)],
                               env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"datajoint failed:\n{proc.stdout}\n{proc.stderr}"
         return pickle.loads(out_file.read_bytes())
@@ -293,10 +299,23 @@ def check_assets(module, name: str) -> None:
         assert set(graph.get(asset_key).parent_keys) == parents, asset_key
 
 
+GOOD = [(1, 1), (1, 2), (2, 1), (2, 2)]
+BAD = (3, 9)  # make raises for it
+
+
+def check_error_job(row: dict) -> None:
+    assert "bad session" in row["error_message"]
+    assert isinstance(row["error_stack"], str) and "ValueError" in row["error_stack"]
+
+
 def test_datajoint_pipeline_opens_in_dj_dagster(backend, peer):
     connection, name, run_datajoint = peer
-    first = sessions(backend, [(1, 1), (1, 2), (2, 1), (2, 2)])
-    declared = run_datajoint(("insert", first), ("populate", 2), ("dump", None))
+    first = sessions(backend, GOOD + [BAD])
+    declared = run_datajoint(
+        ("insert", first),
+        ("populate", {"restrictions": ["session != 9"], "max_calls": 2, "reserve_jobs": True}),
+        ("populate", {"restrictions": [{"session": 9}], "reserve_jobs": True, "suppress_errors": True}),
+        ("dump", None))
     assert declared["trace_count"] == 2
 
     # a virtual module rebuilt from the database alone
@@ -305,6 +324,11 @@ def test_datajoint_pipeline_opens_in_dj_dagster(backend, peer):
     assert canonical(our_rows(virtual)) == canonical(declared["rows"])
     assert joins(vars(virtual)) == declared["joins"]
     check_assets(virtual, name)
+    # datajoint's jobs table: its pending keys and its error
+    jobs = virtual.Trace().jobs
+    assert len(jobs.pending) == 2
+    [error] = jobs.errors
+    check_error_job(error)
     virtual.schema.connection.close()
 
     # the same classes declared by dj_dagster bind to the existing tables, untouched
@@ -313,8 +337,10 @@ def test_datajoint_pipeline_opens_in_dj_dagster(backend, peer):
     assert catalog_snapshot(connection, name) == before
     check_structure(ours, name)
     ours.Session.insert(sessions(backend, [(3, 1)]))
-    assert ours.Trace.populate()["success_count"] == 3
+    # dj_dagster works through datajoint's job queue: the errored key stays an error
+    assert ours.Trace.populate(reserve_jobs=True, suppress_errors=True)["success_count"] == 3
     assert len(ours.Trace()) == 5 and len(ours.Trace.Point()) == 20
+    assert catalog_snapshot(connection, name).keys() == before.keys()
 
     # a table added by dj_dagster joins datajoint's tables in datajoint (its ~lineage)
     Session, Animal = ours.Session, ours.Animal  # noqa: F841 - the definition's context
@@ -332,35 +358,49 @@ def test_datajoint_pipeline_opens_in_dj_dagster(backend, peer):
     Review.insert([(1, 1, "ann", 3, 0.5), (2, 2, "bob", None, 0.25)])
 
     # datajoint reads everything back as dj_dagster does
-    back = run_datajoint(("dump", None), ("virtual", None))
+    back = run_datajoint(("dump", None), ("virtual", None), ("jobs", None))
+    assert canonical(back["rows"]) == canonical(our_rows(ours))
+    assert joins(vars(ours)) == back["joins"]
+    expected_sessions = canonical({"session": first + sessions(backend, [(3, 1)])})["session"]
+    assert canonical(back["rows"])["session"] == expected_sessions
     assert back["review"]["session*review"] == len(ours.Session * Review) == 2
     assert back["review"]["animal*review"] == len(ours.Animal * Review) == 2
     assert canonical({"review": back["review"]["rows"]}) == canonical({"review": Review().to_dicts()})
-    assert canonical(back["rows"]) == canonical(our_rows(ours))
-    assert joins(vars(ours)) == back["joins"]
-    assert canonical(back["rows"])["session"] == canonical({"session": first + sessions(backend, [(3, 1)])})["session"]
+    assert (back["progress"]["success"], back["progress"]["error"], back["progress"]["pending"]) == (3, 1, 0)
+    [error] = back["errors"]
+    check_error_job(error)
 
 
 def test_dj_dagster_pipeline_opens_in_datajoint(backend, peer):
     connection, name, run_datajoint = peer
     ours = our_pipeline(connection, name)
-    ours.Session.insert(sessions(backend, [(1, 1), (1, 2), (2, 1), (2, 2)]))
-    assert ours.Trace.populate(max_calls=2)["success_count"] == 2
+    ours.Session.insert(sessions(backend, GOOD + [BAD]))
+    assert ours.Trace.populate("session != 9", max_calls=2, reserve_jobs=True)["success_count"] == 2
+    result = ours.Trace.populate({"session": 9}, reserve_jobs=True, suppress_errors=True)
+    assert result["success_count"] == 0 and len(result["error_list"]) == 1
     before = catalog_snapshot(connection, name)
 
-    # datajoint declares the same classes (a no-op), reads, adds a session, populates the rest
-    seen = run_datajoint(("dump", None))
+    # datajoint declares the same classes (a no-op), reads them and dj_dagster's job queue
+    seen = run_datajoint(("dump", None), ("jobs", None))
     assert seen["types"] == DECLARED
     assert canonical(seen["rows"]) == canonical(our_rows(ours))
     assert seen["joins"] == joins(vars(ours))
+    assert (seen["progress"]["pending"], seen["progress"]["error"]) == (2, 1)
+    [error] = seen["errors"]
+    check_error_job(error)
     assert catalog_snapshot(connection, name) == before
-    done = run_datajoint(("insert", sessions(backend, [(3, 1)])), ("populate", None), ("dump", None))
+
+    # datajoint adds a session and populates the rest through dj_dagster's job queue
+    done = run_datajoint(("insert", sessions(backend, [(3, 1)])),
+                         ("populate", {"reserve_jobs": True, "suppress_errors": True}), ("dump", None))
     assert done["trace_count"] == 5
 
     # dj_dagster reads datajoint's rows, also through a virtual module
     connection.invalidate()
     assert canonical(our_rows(ours)) == canonical(done["rows"])
     assert joins(vars(ours)) == done["joins"]
+    jobs = ours.Trace().jobs
+    assert jobs.pending == [] and jobs.reserved == [] and len(jobs.errors) == 1
     virtual = dj.virtual_schema(name, connection=dj.Connection(connection.url))
     check_structure(virtual, name)
     assert canonical(our_rows(virtual)) == canonical(done["rows"])

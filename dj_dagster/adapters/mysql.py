@@ -70,9 +70,13 @@ class MySQLAdapter(Adapter):
 
     def fit_reflected(self, sql_type, spec, reflected):
         """The query type of an existing column: ``uuid`` columns declared before
-        dj_dagster matched datajoint's BINARY(16) hold 32 hex characters."""
-        if isinstance(sql_type, BinaryUUID) and isinstance(reflected, sa.String):
-            return sa.Uuid()
+        dj_dagster matched datajoint's BINARY(16) are MariaDB's native UUID or, on
+        MySQL, CHAR(32) of hex digits."""
+        if isinstance(sql_type, BinaryUUID):
+            if isinstance(reflected, sa.Uuid):
+                return sa.Uuid()
+            if isinstance(reflected, sa.String):
+                return sa.Uuid(native_uuid=False)
         return sql_type
 
     def bytes_type(self):
