@@ -222,7 +222,7 @@ class QueryExpression(FetchMixin):
         renamed_from = {}
         computed = {}
         for new, source in named.items():
-            if not _IDENT.match(new):
+            if not _IDENT.fullmatch(new):
                 raise QueryError(f"Invalid attribute name {new!r} in proj")
             if isinstance(source, str) and source.strip() in heading.attributes:
                 renamed_from[new] = source.strip()
@@ -389,7 +389,7 @@ class QueryExpression(FetchMixin):
 def _add_computed(named: dict, dialect: str, qualify: dict, cols: dict, attrs: list) -> None:
     """Add attributes defined by (MySQL-dialect) SQL expressions, translated for ``dialect``."""
     for name, text in named.items():
-        if not _IDENT.match(name):
+        if not _IDENT.fullmatch(name):
             raise QueryError(f"Invalid attribute name {name!r}: use lower case letters, digits and _")
         try:
             sql = translate(str(text), dialect, qualify=qualify, kind="expression")
@@ -425,7 +425,7 @@ class U(QueryExpression):
 
     def __init__(self, *attributes: str):
         for a in attributes:
-            if not isinstance(a, str) or not _IDENT.match(a):
+            if not isinstance(a, str) or not _IDENT.fullmatch(a):
                 raise QueryError(f"U() takes attribute names, got {a!r}")
         self._attributes = list(attributes)
 

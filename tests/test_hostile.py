@@ -694,13 +694,10 @@ def names_table(schema):
     return Named
 
 
-# expression._IDENT is r"^[a-z_][a-z0-9_]*$": "$" also matches before a final newline, so
-# proj(**{"a\n": ...}) and U("a\n") pass it (fix: _IDENT.fullmatch, or \Z); see the xfail below
+# "$" also matches before a final newline: new names are checked with fullmatch
 KNOWN_TRAILING_NEWLINE = re.compile(r"[a-z_][a-z0-9_]*\n")
 
 
-@pytest.mark.xfail(reason="expression.py: _IDENT matches 'a\\n' ($ before a final newline); use fullmatch",
-                   strict=False)
 def test_new_names_with_trailing_newline_are_refused(names_table):
     with pytest.raises(dj.QueryError):
         names_table.proj(**{"a\n": "name"})
