@@ -29,7 +29,10 @@ def selected_backends() -> list[str]:
 
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", selected_backends(), scope="session")
+        # a test module may name the backends it applies to (BACKENDS = {...})
+        allowed = getattr(metafunc.module, "BACKENDS", None)
+        backends = [b for b in selected_backends() if allowed is None or b in allowed]
+        metafunc.parametrize("backend", backends, scope="session")
 
 
 _reachable: dict[str, bool] = {}

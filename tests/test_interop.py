@@ -25,6 +25,8 @@ import sqlalchemy as sa
 import dj_dagster as dj
 from tests.conftest import backend_url
 
+BACKENDS = {"postgresql", "mysql"}  # datajoint 2.3.5 has no SQLite backend
+
 # The same text declares the pipeline in both libraries (``dj`` is either one).
 PIPELINE = '''
 @schema
@@ -154,8 +156,6 @@ def joins(ns):
 @pytest.fixture
 def peer(backend, tmp_path_factory, tmp_path):
     """(dj_dagster connection, schema name, run datajoint steps) on a datajoint backend."""
-    if backend == "sqlite":
-        pytest.skip("datajoint 2.3.5 has no SQLite backend")
     url = sa.make_url(backend_url(backend, tmp_path_factory))
     env = dict(os.environ, DJ_BACKEND="postgresql" if backend == "postgresql" else "mysql",
                DJ_HOST=url.host or "127.0.0.1", DJ_PORT=str(url.port or (5432 if backend == "postgresql" else 3306)),
