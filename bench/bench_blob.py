@@ -12,8 +12,6 @@ Run: ``python bench/bench_blob.py`` standalone, or as part of ``python -m bench`
 from __future__ import annotations
 
 import os
-import statistics
-import time
 import warnings
 
 import numpy as np
@@ -89,26 +87,12 @@ def harness_cases() -> list:
             for name, units in specs]
 
 
-def _times(fn, repeats: int = REPEATS) -> list[float]:
-    result = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        result.append(time.perf_counter() - start)
-    return result
-
-
 def main() -> None:
-    header = f"{'case':34} {'ours min':>10} {'ours med':>10} {'peer min':>10} {'peer med':>10} {'ratio':>8}"
-    print(header)
-    print("-" * len(header))
-    for name, ours_fn, peer_fn in cases():
-        t_ours, t_peer = _times(ours_fn), _times(peer_fn)
-        ratio = min(t_peer) / max(min(t_ours), 1e-9)
-        print(
-            f"{name:34} {min(t_ours):10.4f} {statistics.median(t_ours):10.4f} "
-            f"{min(t_peer):10.4f} {statistics.median(t_peer):10.4f} {ratio:7.1f}x"
-        )
+    try:
+        from .harness import print_triples
+    except ImportError:  # run as a script: bench/ is on sys.path
+        from harness import print_triples
+    print_triples(cases(), REPEATS)
 
 
 if __name__ == "__main__":

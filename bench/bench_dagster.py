@@ -102,7 +102,7 @@ class DagsterSuite:
 
         prev = Root
         for i in range(49):
-            cls = type(f"Step{i}", (dj.Computed,), {"definition": f"-> Prev\n---\nv : float64",
+            cls = type(f"Step{i}", (dj.Computed,), {"definition": "-> Prev\n---\nv : float64",
                                                      "make": lambda self, key: None})
             schema(cls, context={"Prev": prev})
             prev = cls

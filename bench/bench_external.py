@@ -26,10 +26,8 @@ import contextlib
 import itertools
 import os
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -130,26 +128,12 @@ def cases() -> list[tuple[str, object, object]]:
     return out
 
 
-def _times(fn, repeats: int = REPEATS) -> list[float]:
-    result = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        result.append(time.perf_counter() - start)
-    return result
-
-
 def main() -> None:
-    header = f"{'case':42} {'ours min':>10} {'ours med':>10} {'peer min':>10} {'peer med':>10} {'ratio':>8}"
-    print(header)
-    print("-" * len(header))
-    for name, ours_fn, peer_fn in cases():
-        t_ours, t_peer = _times(ours_fn), _times(peer_fn)
-        ratio = min(t_peer) / max(min(t_ours), 1e-9)
-        print(
-            f"{name:42} {min(t_ours):10.4f} {statistics.median(t_ours):10.4f} "
-            f"{min(t_peer):10.4f} {statistics.median(t_peer):10.4f} {ratio:7.1f}x"
-        )
+    try:
+        from .harness import print_triples
+    except ImportError:  # run as a script: bench/ is on sys.path
+        from harness import print_triples
+    print_triples(cases(), REPEATS)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import os
 import warnings
 import sqlalchemy as sa
 
+from dj_dagster.jobs import pid_alive
+
 from .harness import Case
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -228,7 +230,7 @@ class PgSuite:
                 pid = int(name.split("_")[1])
             except (IndexError, ValueError):
                 continue
-            if pid != os.getpid() and not _alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 self.raw.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
     def ensure(self) -> None:
@@ -632,16 +634,6 @@ class PgSuite:
 
     def _classes(self, side: str, name: str):
         return (self.ours if side == "ours" else self.dj).classes[name]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def describe_versions() -> list[str]:

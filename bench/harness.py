@@ -252,3 +252,24 @@ def write_results(text: str, name: str = "latest.md") -> Path:
 def run_cases(cases: Iterable[Case], verbose: bool = True) -> list[Result]:
     runner = Runner(verbose)
     return [runner.run(c) for c in cases]
+
+
+def print_triples(triples, repeats: int = 3, width: int = 42) -> None:
+    """Time ``(name, ours, peer)`` triples and print min, median and the ratio: the
+    stand-alone view of one bench file (``python bench/bench_blob.py``)."""
+    def times(fn) -> list[float]:
+        out = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+        return out
+
+    header = f"{'case':{width}} {'ours min':>10} {'ours med':>10} {'peer min':>10} {'peer med':>10} {'ratio':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, ours_fn, peer_fn in triples:
+        t_ours, t_peer = times(ours_fn), times(peer_fn)
+        ratio = min(t_peer) / max(min(t_ours), 1e-9)
+        print(f"{name:{width}} {min(t_ours):10.4f} {statistics.median(t_ours):10.4f} "
+              f"{min(t_peer):10.4f} {statistics.median(t_peer):10.4f} {ratio:7.1f}x")

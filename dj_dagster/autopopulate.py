@@ -93,8 +93,6 @@ class AutoPopulate:
 
     # --- computing ----------------------------------------------------------------
     def make(self, key: dict) -> None:
-        if self._three_part:
-            raise AssertionError("unreachable")
         raise NotImplementedError(f"{type(self).__name__} must define make(key) or make_fetch/make_compute/"
                                   "make_insert")
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from . import catalog, naming
 from .errors import DataJointError, IntegrityError
+from .jobs import jobs_table_name
 from .settings import config
 
 log = logging.getLogger(__name__)
@@ -99,22 +100,12 @@ def drop_tables(connection, names: list[str]) -> None:
     with connection.transaction() as tx:
         for name in order:
             schema, table = catalog.split_name(name)
-            for extra in (f"~~{table.lstrip('_#')}",):
-                sa_schema, sa_name = adapter.table_address(schema, extra)
-                tx.execute(sa.text(f"DROP TABLE IF EXISTS {_qualified(tx, sa_schema, sa_name)}"))
-                adapter.drop_comments(tx, schema, extra)
-            sa_schema, sa_name = adapter.table_address(schema, table)
-            tx.execute(sa.text(f"DROP TABLE IF EXISTS {_qualified(tx, sa_schema, sa_name)}"))
-            adapter.drop_comments(tx, schema, table)
+            for sql_name in (jobs_table_name(table), table):  # its jobs table, then the table
+                tx.execute(sa.text(f"DROP TABLE IF EXISTS {adapter._qualified(tx, schema, sql_name)}"))
+                adapter.drop_comments(tx, schema, sql_name)
             connection.tables.pop(name, None)
             connection.__dict__.get("classes", {}).pop(name, None)
     connection.invalidate()
-
-
-def _qualified(tx, sa_schema, sa_name) -> str:
-    prep = tx.dialect.identifier_preparer
-    q = prep.quote_identifier(sa_name)
-    return f"{prep.quote_identifier(sa_schema)}.{q}" if sa_schema else q
 
 
 def drop_with_descendants(table, safemode: bool | None = None) -> None:

@@ -320,7 +320,7 @@ class QueryExpression(FetchMixin):
         new._from = a_sub.join(g_sub, on, isouter=not exclude_nonmatching)
         new._cols = {n: a_sub.c[n] for n in a._cols}
         attrs = list(a.heading)
-        named = {name: _count_star(str(text), g_sub, group.primary_key, exclude_nonmatching, self.dialect)
+        named = {name: _count_star(str(text), g_sub, group.primary_key, exclude_nonmatching)
                  for name, text in named.items()}
         _add_computed(named, self.dialect, qualify, new._cols, attrs)
         new._aliases = frozenset([a_sub.name, g_sub.name])
@@ -336,7 +336,6 @@ class QueryExpression(FetchMixin):
             other = other()
         if set(self.primary_key) != set(other.primary_key):
             raise QueryError("Union requires the same primary key on both sides")
-        shared = set(self.heading.secondary_attributes) & set(other.heading.secondary_attributes)
         if set(self.heading.names) != set(other.heading.names):
             raise QueryError("Union of expressions with different attributes is not supported; project both "
                              "to the same attributes first")
@@ -347,7 +346,6 @@ class QueryExpression(FetchMixin):
         new._cols = {n: u.c[n] for n in names}
         new._aliases = frozenset([u.name])
         new._where, new._group_by, new._distinct, new._order_by, new._limit, new._offset = [], None, False, None, None, 0
-        del shared
         return new
 
     # --- introspection -----------------------------------------------------------
@@ -413,7 +411,7 @@ def _fail(msg: str):
 _COUNT_STAR = re.compile(r"count\s*\(\s*\*\s*\)", re.I)
 
 
-def _count_star(text: str, g_sub, group_pk: list[str], exclude: bool, dialect: str) -> str:
+def _count_star(text: str, g_sub, group_pk: list[str], exclude: bool) -> str:
     """With a left join, ``count(*)`` counts matching rows of the group (0 for none)."""
     if exclude or not group_pk:
         return text

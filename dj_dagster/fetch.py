@@ -3,7 +3,6 @@ dicts, pandas, numpy, with codec values decoded."""
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,7 +77,7 @@ class FetchMixin:
         return [dict(zip(names, r)) for r in rows]
 
     def fetch1(self, *attrs: str, squeeze: bool = False):
-        names, rows = self._fetch_rows(list(attrs) if attrs else None, limit=2 if False else None)
+        names, rows = self._fetch_rows(list(attrs) if attrs else None)
         if len(rows) != 1:
             raise DataJointError(f"fetch1 expects exactly one row, the query has {len(rows)}")
         row = rows[0]
@@ -109,10 +108,7 @@ class FetchMixin:
                 names, rows = self._fetch_rows(list(attrs), order_by, limit, offset)
                 return [dict(zip(names, r)) for r in rows]
             return self.to_dicts(order_by=order_by, limit=limit, offset=offset)
-        if attrs:
-            result = self.to_arrays(*attrs, order_by=order_by, limit=limit, offset=offset)
-            return (result,) if len(attrs) == 1 and False else result
-        return self.to_arrays(order_by=order_by, limit=limit, offset=offset)
+        return self.to_arrays(*attrs, order_by=order_by, limit=limit, offset=offset)
 
 
 def _count(what: str, value):

@@ -12,11 +12,9 @@ import hashlib
 import os
 import socket
 import traceback
-from typing import Any
 
 import sqlalchemy as sa
 
-from . import catalog
 from .types import parse_type
 
 STATUSES = ("pending", "reserved", "success", "error", "ignore")
@@ -33,7 +31,7 @@ class Jobs:
     def __init__(self, table):
         self.target = table
         self.connection = table._connection
-        self.name = f"~~{table.table_name.lstrip('_#')}"
+        self.name = jobs_table_name(table.table_name)
         self._sa = None
         self._source_heading = None
         self._blob_stack = False  # error_stack is a <blob> (datajoint's layout), not text
@@ -214,7 +212,7 @@ class Jobs:
                     tx.execute(sa.delete(t).where(*self._where_key(d)))
                 removed = len(gone)
             for r in tx.execute(sa.select(t).where(t.c.status == "reserved")).mappings().all():
-                dead = (r["host"] == socket.gethostname() and r["pid"] and not _alive(r["pid"]))
+                dead = (r["host"] == socket.gethostname() and r["pid"] and not pid_alive(r["pid"]))
                 old = stale_timeout is not None and r["reserved_time"] and now - r["reserved_time"] > stale_timeout
                 if dead or old:
                     tx.execute(sa.update(t).where(*self._where_key(r), t.c.status == "reserved")
@@ -279,7 +277,13 @@ class Jobs:
         return self.connection.execute(sa.delete(self.sa_table)).rowcount
 
 
-def _alive(pid: int) -> bool:
+def jobs_table_name(table_name: str) -> str:
+    """``~~name`` beside the auto-populated table ``name`` (tier prefix dropped)."""
+    return f"~~{table_name.lstrip('_#')}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (a dead worker's reservation is stale)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -289,4 +293,4 @@ def _alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["Jobs", "STATUSES", "catalog"]
+__all__ = ["Jobs", "STATUSES", "jobs_table_name", "pid_alive"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any
 
 from . import catalog, naming
 from .connection import Connection, conn as default_conn

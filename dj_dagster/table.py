@@ -95,10 +95,6 @@ class Table(QueryExpression, metaclass=TableMeta):
         cls = type(self)
         return catalog.load(cls._schema.connection, cls._schema.database, cls._table_name)
 
-    @classmethod
-    def _table_name_of(cls) -> str:
-        return cls._table_name
-
     @property
     def table_name(self) -> str:  # instance access
         return type(self)._table_name
@@ -175,8 +171,6 @@ class Table(QueryExpression, metaclass=TableMeta):
                chunk_size: int | None = None) -> None:
         """Insert rows atomically: a bad row anywhere writes nothing."""
         self._check_direct_insert(allow_direct_insert)
-        if self.tier == "Part" and not allow_direct_insert:
-            pass  # parts may be inserted directly (their master integrity is the user's)
         if isinstance(rows, type) and issubclass(rows, QueryExpression):
             rows = rows()
         if isinstance(rows, QueryExpression):
