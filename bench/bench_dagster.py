@@ -27,7 +27,7 @@ class DagsterSuite:
         return s
 
     def cases(self) -> list[Case]:
-        return [self._backfill_case(), self._definitions_case()]
+        return [self._backfill_case(), self._definitions_case(), self._sensor_case()]
 
     def _backfill_case(self) -> Case:
         import dagster as dg
@@ -122,6 +122,55 @@ class DagsterSuite:
 
         return Case(name="build Definitions for a 50-table pipeline", ours=ours, peer=peer, repeats=3,
                     peer_name="50 plain AssetSpecs", units=(50, "tables"))
+
+    def _sensor_case(self) -> Case:
+        """One sensor evaluation over N root rows (first tick: it adds up to 25,000
+        partitions and records up to 10,000 runless events) against fetching the keys."""
+        import dagster as dg
+
+        from dj_dagster.orchestration import build_definitions
+
+        dj = self.dj
+        schema = self._schema("djbench_sensor")
+        n = max(1000, int(100_000 * SCALE))
+
+        @schema
+        class Session(dj.Manual):
+            definition = """
+            subject : varchar(8)
+            session : int32
+            """
+
+        @schema
+        class Result(dj.Computed):
+            definition = """
+            -> Session
+            ---
+            v : float64
+            """
+
+            def make(self, key):
+                self.insert1({**key, "v": 1.0})
+
+        Session.insert([(f"s{i % 100}", i) for i in range(n)])
+        Result.insert([(f"s{i % 100}", i, 1.0) for i in range(n - 10)], allow_direct_insert=True)
+        defs = build_definitions(schema, name=f"sensor_{schema.database}", checks=False)
+        sensor = defs.get_repository_def().sensor_defs[0]
+        state = {}
+
+        def fresh_instance():
+            state["instance"] = dg.DagsterInstance.ephemeral()
+
+        def tick():
+            context = dg.build_sensor_context(instance=state["instance"], repository_def=defs.get_repository_def())
+            result = sensor(context)
+            return len(result.asset_events)
+
+        def keys():
+            return len(Session.keys())
+
+        return Case(name=f"sensor evaluation over {n} root rows", ours=tick, peer=keys, setup=fresh_instance,
+                    repeats=3, peer_name="fetch the root keys", units=(n, "rows"))
 
     def close(self):
         for s in reversed(self.schemas):
