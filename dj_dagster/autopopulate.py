@@ -16,7 +16,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from .condition import AndList
-from .errors import DataJointError, IntegrityError
+from .errors import DataJointError, DuplicateError, IntegrityError
 
 log = logging.getLogger(__name__)
 
@@ -132,16 +132,25 @@ class AutoPopulate:
                                            display_progress)
         return self._populate_keys(keys, jobs, suppress_errors, make_kwargs, display_progress, version)
 
+    @property
+    def _claims_in_transaction(self) -> bool:
+        """A plain make runs inside its transaction, so its job is claimed there (see jobs)."""
+        return not self._three_part and not inspect.isgeneratorfunction(type(self).make)
+
     def _populate_keys(self, keys, jobs, suppress_errors, make_kwargs, display_progress, version) -> dict:
         success, errors = 0, []
+        claim = jobs is not None and self._claims_in_transaction
+        made_elsewhere = _MadeElsewhere(self, keys) if jobs is None else None
         bar = None
         if display_progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(keys), desc=type(self).__name__)
         try:
-            for key in keys:
-                if jobs is not None and not jobs.reserve(key, version):
+            for i, key in enumerate(keys):
+                skip = made_elsewhere.made(i) if made_elsewhere is not None else (
+                    not claim and not jobs.reserve(key, version))
+                if skip:
                     if bar is not None:
                         bar.update(1)
                     continue
@@ -152,7 +161,7 @@ class AutoPopulate:
                     raise
                 except Exception as exc:
                     if jobs is not None:
-                        jobs.error(key, exc, time.perf_counter() - start)
+                        jobs.error(key, exc, time.perf_counter() - start, claimed=claim)
                     if not suppress_errors:
                         raise
                     errors.append((key, exc))
@@ -171,29 +180,32 @@ class AutoPopulate:
         """One key in one transaction; the job's success commits with the rows."""
         version = version or self.code_version
         start = time.perf_counter() if start is None else start
-        started = datetime.datetime.now()
+        stamp = _Stamp(self.full_table_name, version) if "_job_version" in self.heading.attributes else None
+
+        claimed = None
 
         def finish():
-            self._record_provenance(key, started, version)
+            if stamp is not None and not stamp.used:  # rows came another way than insert()
+                self._record_provenance(key, stamp)
             if jobs is not None:
-                jobs.complete(key, time.perf_counter() - start)
+                jobs.complete(key, time.perf_counter() - start, version, claimed)
 
-        from .table import _inside_make
+        from .table import _inside_make, _make_stamp
 
         conn = self._connection
         names = frozenset([self.full_table_name] + [p for p in self._part_names()])
         token = _inside_make.set(_inside_make.get() | names)
+        stamp_token = _make_stamp.set(stamp)
         try:
             if inspect.isgeneratorfunction(type(self).make):
-                return self._make_generator(key, make_kwargs, finish, jobs)
+                return self._make_generator(key, make_kwargs, finish, jobs, stamp)
             if self._three_part:
-                started = datetime.datetime.now()
                 fetched = self.make_fetch(key)
                 computed = self.make_compute(key, *_as_tuple(fetched), **make_kwargs)
                 with conn.transaction():
                     if self._has_key(key):
                         if jobs is not None:
-                            jobs.complete(key, 0.0)
+                            jobs.complete(key, 0.0, version)
                         return False
                     again = self.make_fetch(key)
                     if not _same(_as_tuple(fetched), _as_tuple(again)):
@@ -202,19 +214,26 @@ class AutoPopulate:
                     self.make_insert(key, *_as_tuple(computed))
                     finish()
                 return True
-            with conn.transaction():
-                if self._has_key(key):
+            try:
+                with conn.transaction() as tx:
                     if jobs is not None:
-                        jobs.complete(key, 0.0)
+                        claimed = jobs.claim(tx, key)
+                        if claimed is None:  # a rival holds it, or it is done
+                            return False
+                    if stamp is not None:
+                        stamp.restart()
+                    self.make(dict(key), **make_kwargs)
+                    finish()
+            except DuplicateError:
+                if jobs is None and self._has_key(key):  # made by another process since _MadeElsewhere looked
                     return False
-                started = datetime.datetime.now()
-                self.make(dict(key), **make_kwargs)
-                finish()
+                raise
             return True
         finally:
+            _make_stamp.reset(stamp_token)
             _inside_make.reset(token)
 
-    def _make_generator(self, key: dict, make_kwargs: dict, finish, jobs) -> bool:
+    def _make_generator(self, key: dict, make_kwargs: dict, finish, jobs, stamp) -> bool:
         """Generator-style make: ``fetched = yield``-protocol as in datajoint 2.x. The
         first pass fetches and computes outside a transaction; the second fetches again
         inside it, checks nothing changed, and receives the result to insert."""
@@ -240,18 +259,16 @@ class AutoPopulate:
             finish()
         return True
 
-    def _record_provenance(self, key: dict, started: datetime.datetime, version: str) -> None:
-        """Stamp the rows this make inserted with its start, duration and code version."""
-        if "_job_version" not in self.heading.attributes:
-            return
+    def _record_provenance(self, key: dict, stamp: "_Stamp") -> None:
+        """Stamp rows that reached the table without insert() (e.g. INSERT ... SELECT)."""
         names = tuple(k for k in key if k in self.heading.attributes)
         stmt = self._statement("provenance", names, lambda t: sa.update(t).where(
             *[t.c[k] == sa.bindparam(f"k_{k}") for k in names]).values(
             _job_start_time=sa.bindparam("p_start"), _job_duration=sa.bindparam("p_duration"),
             _job_version=sa.bindparam("p_version")))
-        duration = (datetime.datetime.now() - started).total_seconds()
-        self._connection.execute(stmt, {**{f"k_{k}": key[k] for k in names}, "p_start": started,
-                                        "p_duration": duration, "p_version": version})
+        values = stamp.values()
+        self._connection.execute(stmt, {**{f"k_{k}": key[k] for k in names}, "p_start": values["_job_start_time"],
+                                        "p_duration": values["_job_duration"], "p_version": stamp.version})
 
     def _has_key(self, key: dict) -> bool:
         """Whether rows for ``key`` exist (one cached statement per table and key shape)."""
@@ -309,6 +326,51 @@ def _worker(cls, keys, reserve_jobs, make_kwargs, queue):
                    "error_list": [(k, f"{type(e).__name__}: {e}") for k, e in result["error_list"]]})
     except BaseException as exc:  # report, never hang the parent
         queue.put({"success_count": 0, "error_list": [({}, f"worker failed: {type(exc).__name__}: {exc}")]})
+
+
+class _MadeElsewhere:
+    """Keys of a populate's list that another process has made since the list was read.
+    Checked in batches, at most once a second, rather than with a query per key; a key
+    made inside that window ends in a duplicate insert, rolled back and skipped."""
+
+    BATCH = 1000
+    PERIOD = 1.0  # seconds
+
+    def __init__(self, table, keys: list[dict]):
+        self.table, self.keys = table, keys
+        self.names = list(keys[0]) if keys else []
+        self.checked_at, self.fresh_until, self.found = time.monotonic(), len(keys), set()
+
+    def made(self, i: int) -> bool:
+        if i >= self.fresh_until or time.monotonic() - self.checked_at > self.PERIOD:
+            batch = self.keys[i:i + self.BATCH]
+            self.found = {tuple(k[n] for n in self.names) for k in (self.table.proj() & batch).keys()}
+            self.checked_at, self.fresh_until = time.monotonic(), i + len(batch)
+        return bool(self.found) and tuple(self.keys[i][n] for n in self.names) in self.found
+
+
+class _Stamp:
+    """Provenance of the rows a make inserts into its own table (start, duration, code
+    version): insert() adds it to the rows, so it costs no statement of its own."""
+
+    __slots__ = ("table", "version", "started", "t0", "used")
+
+    def __init__(self, table: str, version: str):
+        self.table, self.version, self.used = table, version, False
+        self.restart()
+
+    def restart(self) -> None:
+        self.started, self.t0 = datetime.datetime.now(), time.perf_counter()
+
+    def values(self) -> dict:
+        return {"_job_start_time": self.started, "_job_duration": time.perf_counter() - self.t0,
+                "_job_version": self.version}
+
+    def apply(self, rows: list[dict]) -> None:
+        values = self.values()
+        for row in rows:
+            row.update(values)
+        self.used = True
 
 
 def _as_tuple(value) -> tuple:

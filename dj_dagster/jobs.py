@@ -2,8 +2,13 @@
 status (pending, reserved, success, error, ignore), so that many workers on many
 machines can share the work of one populate without computing a key twice.
 
-A worker reserves a key with one UPDATE ... WHERE status = 'pending'; the database
-lets exactly one such UPDATE change the row, so the rowcount says who won."""
+A make that runs inside one transaction (the plain ``make``) claims its key by locking
+the pending job row for that transaction (``FOR UPDATE SKIP LOCKED``; SQLite's write
+transaction is already exclusive): a rival worker skips the locked row, the job turns
+to success in the same commit as the rows, and a worker that dies holds nothing. A make
+that computes outside a transaction (three-part and generator makes) reserves with one
+committed UPDATE ... WHERE status = 'pending' instead: the rowcount says who won, and
+``refresh()`` returns reservations of dead workers to pending."""
 
 from __future__ import annotations
 
@@ -67,6 +72,7 @@ class Jobs:
             table = self._layout(adapter, sa_schema, sa_name, create=True)
             try:
                 with self.connection.transaction() as tx:
+                    adapter.create_types(tx, table.columns)
                     table.create(tx, checkfirst=True)
             except sa.exc.DBAPIError:  # another worker declared it at the same moment
                 with self.connection.reading() as conn:
@@ -82,10 +88,16 @@ class Jobs:
         """datajoint 2.x's ``~~table``: the key, then status, priority, times, error and
         worker; ``:type:`` comments as datajoint writes them."""
         fit = getattr(adapter, "fit_reflected", None)
+        # key columns copy the target's column types (PostgreSQL: its enum types)
+        target_types = self.target._info.column_types if create else {}
 
         def col(name, type_text, nullable=False, default=None, key=False, spec=None):
             spec = spec or parse_type(type_text)
-            sql_type = adapter.sql_type(spec, sa_name, name)
+            if create:
+                parent = (target_types[name], sa_schema) if key and name in target_types else None
+                sql_type = adapter.ddl_type(spec, sa_schema, sa_name, name, parent)
+            else:
+                sql_type = adapter.sql_type(spec, sa_name, name)
             if not create:
                 if spec.name == "enum":  # datajoint's PostgreSQL enum type binds like text
                     sql_type = sa.Enum(*spec.args, native_enum=False, create_constraint=False,
@@ -130,6 +142,11 @@ class Jobs:
         if self.connection.adapter.name in ("mysql", "postgresql"):
             return sa.func.localtimestamp()
         return _now()
+
+    def _now_param(self):
+        """The server's clock in a cached statement (SQLite's is bound per call as ``p_now``)."""
+        now = self._server_now()
+        return now if isinstance(now, sa.sql.ClauseElement) else sa.bindparam("p_now", type_=sa.DateTime())
 
     def _clock(self, tx) -> dt.datetime:
         """The server's clock, read."""
@@ -192,15 +209,22 @@ class Jobs:
         todo = target._todo(restrictions)
         added = removed = recovered = 0
         with self.connection.transaction() as tx:
-            existing = {tuple(r) for r in tx.execute(sa.select(*[t.c[k] for k in key]))}
-            rows = [k for k in todo.keys() if tuple(k[n] for n in key) not in existing]
+            existing = {tuple(r[:-1]): r[-1] for r in tx.execute(sa.select(*[t.c[k] for k in key], t.c.status))}
+            todo_keys = todo.keys()
+            rows = [k for k in todo_keys if tuple(k[n] for n in key) not in existing]
             now = self._clock(tx)
+            # kept success jobs whose result was deleted since: to do again
+            redo = [k for k in todo_keys if existing.get(tuple(k[n] for n in key)) == "success"]
+            for k in redo:
+                tx.execute(sa.update(t).where(*self._where_key(k), t.c.status == "success").values(
+                    status="pending", scheduled_time=now, reserved_time=None, completed_time=None))
+            added += len(redo)
             if rows:  # other workers may add the same keys at the same time
                 adapter = self.connection.adapter
                 tx.execute(adapter.insert(t, "skip", key), [
                     {**k, "status": "pending", "priority": priority, "scheduled_time": now, "version": version or ""}
                     for k in rows])
-            added = len(rows)
+            added += len(rows)
             # pending jobs whose result exists or whose key left the key source
             source = target.key_source.proj()
             stale = [dict(zip(key, r)) for r in tx.execute(
@@ -239,6 +263,45 @@ class Jobs:
                     return False
         return False
 
+    def _statement(self, purpose: str, build):
+        """Statements built once per Jobs object, with the key as bound parameters."""
+        cache = self.__dict__.setdefault("_statements", {})
+        if purpose not in cache:
+            t = self.sa_table
+            cache[purpose] = build(t, [t.c[k] == sa.bindparam(f"k_{k}", type_=t.c[k].type)
+                                       for k in self.key_attrs])
+        return cache[purpose]
+
+    def _key_params(self, key: dict) -> dict:
+        return {f"k_{k}": key[k] for k in self.key_attrs}
+
+    def claim(self, tx, key: dict) -> str | None:
+        """Claim the key's pending job inside the caller's transaction, unless another
+        worker holds it or the result already exists. Returns None (not claimed),
+        ``"removed"`` (the job row is deleted by the claim itself: one statement, as the
+        finished job is deleted anyway) or ``"locked"`` (complete() finishes the row)."""
+        from .settings import config
+
+        target = self.target.sa_table
+        adapter = self.connection.adapter
+        remove = adapter.delete_with_locked_subquery and not config.get("jobs_keep_completed")
+
+        def build(t, where):
+            done = sa.select(sa.literal(1)).select_from(target).where(
+                *[target.c[k] == sa.bindparam(f"k_{k}", type_=t.c[k].type) for k in self.key_attrs])
+            if remove:
+                cols = [t.c[k] for k in self.key_attrs]
+                held = adapter.for_update_skip_locked(
+                    sa.select(*cols).where(*where, t.c.status == "pending", ~done.exists()))
+                return sa.delete(t).where(sa.tuple_(*cols).in_(held))
+            stmt = sa.select(sa.literal(1)).select_from(t).where(*where, t.c.status == "pending", ~done.exists())
+            return adapter.for_update_skip_locked(stmt)
+
+        result = tx.execute(self._statement(("claim", remove), build), self._key_params(key))
+        if remove:
+            return "removed" if result.rowcount == 1 else None
+        return "locked" if result.first() is not None else None
+
     def pending_keys(self, limit: int | None = None) -> list[dict]:
         t = self.sa_table
         key = self.key_attrs
@@ -248,19 +311,40 @@ class Jobs:
             stmt = stmt.limit(limit)
         return [dict(zip(key, r)) for r in self.connection.query_all(stmt)]
 
-    def complete(self, key: dict, duration: float) -> None:
-        t = self.sa_table
-        self.connection.execute(sa.update(t).where(*self._where_key(key)).values(
-            status="success", completed_time=self._server_now(), duration=duration, error_message="",
-            error_stack=None))
+    def complete(self, key: dict, duration: float, version: str | None = None, claimed: str | None = None) -> None:
+        """The key's job is done (inside the make's transaction, so it commits with the
+        rows): deleted, as datajoint does, or kept as ``success`` when
+        ``config["jobs_keep_completed"]`` is set."""
+        from .settings import config
 
-    def error(self, key: dict, exc: BaseException, duration: float) -> None:
+        if claimed == "removed":
+            return
+        if not config.get("jobs_keep_completed"):
+            self.connection.execute(self._statement("done", lambda t, where: sa.delete(t).where(*where)),
+                                    self._key_params(key))
+            return
+
+        def build(t, where):
+            return sa.update(t).where(*where).values(
+                status="success", reserved_time=sa.func.coalesce(t.c.reserved_time, self._now_param()),
+                completed_time=self._now_param(), duration=sa.bindparam("p_duration"),
+                host=sa.bindparam("p_host"), pid=sa.bindparam("p_pid"), user=sa.bindparam("p_user"),
+                version=sa.bindparam("p_version"), error_message="", error_stack=None)
+
+        self.connection.execute(self._statement("complete", build), {
+            **self._key_params(key), "p_now": _now(), "p_duration": duration, "p_host": socket.gethostname(),
+            "p_pid": os.getpid(), "p_user": os.environ.get("USER", ""), "p_version": version or ""})
+
+    def error(self, key: dict, exc: BaseException, duration: float, claimed: bool = False) -> None:
+        """Record a failed make. A claimed key's job was only locked, and the rollback
+        released it: it is marked only if still pending (a rival may have taken it)."""
         t = self.sa_table
         msg = f"{type(exc).__name__}: {exc}"[:2047]
         stack = "".join(traceback.format_exception(exc))[-60000:]
-        self.connection.execute(sa.update(t).where(*self._where_key(key)).values(
+        where = self._where_key(key) + ([t.c.status == "pending"] if claimed else [])
+        self.connection.execute(sa.update(t).where(*where).values(
             status="error", completed_time=self._server_now(), duration=duration, error_message=msg,
-            error_stack=self._stack(stack)))
+            error_stack=self._stack(stack), host=socket.gethostname(), pid=os.getpid()))
 
     def ignore(self, key: dict) -> None:
         t = self.sa_table

@@ -75,6 +75,7 @@ class Config(dict):
             safemode=_default_safemode(),
             display_limit=12,
             insert_chunk_size=10_000,
+            jobs_keep_completed=False,  # as datajoint: a finished job's row is deleted
         )
         return self
 

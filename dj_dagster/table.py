@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # set while a make() runs, so Computed/Imported tables accept its inserts
 _inside_make: contextvars.ContextVar[frozenset] = contextvars.ContextVar("dj_inside_make", default=frozenset())
+# the running make's provenance stamp (autopopulate._Stamp), added to the rows it inserts into its table
+_make_stamp: contextvars.ContextVar = contextvars.ContextVar("dj_make_stamp", default=None)
 
 
 class TableMeta(type):
@@ -79,14 +81,17 @@ class Table(QueryExpression, metaclass=TableMeta):
         if cls._schema is None:
             raise DataJointError(f"Table class {cls.__name__} is not bound to a schema; decorate it with @schema")
         info = self._info
-        # A name fixed per table keeps statements alike across calls, so SQLAlchemy's
-        # compiled cache and the server's prepared statements are reused (self-joins
-        # wrap one side in a subquery of its own name).
-        alias = info.sa_table.alias(_alias_for(info.name))
+        source = info.__dict__.get("query_source")
+        if source is None:
+            # A name fixed per table keeps statements alike across calls, so SQLAlchemy's
+            # compiled cache and the server's prepared statements are reused (self-joins
+            # wrap one side in a subquery of its own name). Built once per table: every
+            # restriction in a make() starts from it.
+            alias = info.sa_table.alias(_alias_for(info.name))
+            source = info.__dict__["query_source"] = (alias, {c.name: c for c in alias.columns},
+                                                       frozenset([alias.name]))
         self._connection = cls._schema.connection
-        self._from = alias
-        self._cols = {c.name: c for c in alias.columns}
-        self._aliases = frozenset([alias.name])
+        self._from, self._cols, self._aliases = source  # expressions copy _cols before changing it
         self._where = []
 
     # --- identity -------------------------------------------------------------
@@ -181,6 +186,9 @@ class Table(QueryExpression, metaclass=TableMeta):
         prepared = prepare_rows(self, rows, ignore_extra_fields, check_duplicates=not (replace or skip_duplicates))
         if not prepared:
             return
+        stamp = _make_stamp.get()
+        if stamp is not None and stamp.table == self.full_table_name:
+            stamp.apply(prepared)
         chunk = chunk_size or settings.config.get("insert_chunk_size", 10_000)
         key = self.primary_key
         adapter = self._connection.adapter
@@ -216,18 +224,24 @@ class Table(QueryExpression, metaclass=TableMeta):
     def _integrity_error(self, exc: Exception, rows: list[dict]) -> DataJointError:
         adapter = self._connection.adapter
         msg = _driver_message(exc)
+        # inside an enclosing transaction (a make), PostgreSQL refuses further queries
+        # until rollback: the error then says what the batch and the driver know
+        diagnose = not self._connection.in_transaction
         if adapter.is_duplicate(exc):
             key = self.primary_key
             if any(self.heading[k].hidden for k in key):
                 return DuplicateError(f"{self.full_table_name} holds a single row and already has it")
-            for i, row in enumerate(rows[:5000]):
+            if not diagnose and len(rows) == 1:
+                return DuplicateError(f"Duplicate entry in {self.full_table_name}: the key "
+                                      f"{ {n: rows[0][n] for n in key} } already exists")
+            for i, row in enumerate(rows[:5000] if diagnose else []):
                 k = {n: row[n] for n in key}
                 if k in type(self)():
                     return DuplicateError(f"Duplicate entry in {self.full_table_name}: row {i} with key {k} "
                                           "already exists (use skip_duplicates=True or replace=True)")
             return DuplicateError(f"Duplicate entry in {self.full_table_name}: {msg}")
         if adapter.is_fk_violation(exc):
-            for name, data in self._connection.dependencies.parents(self.full_table_name):
+            for name, data in self._connection.dependencies.parents(self.full_table_name) if diagnose else []:
                 parent = self.connection_tables_object(name)
                 for i, row in enumerate(rows[:5000]):
                     k = {p: row.get(c) for c, p in data["attr_map"].items()}
@@ -253,7 +267,7 @@ class Table(QueryExpression, metaclass=TableMeta):
             return
         prepared = prepare_rows(self, [{**key, **row}], False, check_duplicates=False, partial=True)[0]
         t = self.sa_table
-        stmt = sa.update(t).where(*[t.c[k] == sa.bindparam(None, prepared[k]) for k in key]).values(
+        stmt = sa.update(t).where(*[t.c[k] == sa.bindparam(None, prepared[k], type_=t.c[k].type) for k in key]).values(
             {k: prepared[k] for k in row})
         with self._connection.transaction() as conn:
             count = conn.execute(stmt).rowcount

@@ -118,6 +118,60 @@ def test_failing_make_leaves_nothing_and_errors_are_recorded(pipeline):
     assert Score.populate(reserve_jobs=True, suppress_errors=True)["success_count"] == 0
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_reserved_populate_recomputes_deleted_results(pipeline, keep, monkeypatch):
+    """A deleted result is computed again with reserve_jobs, whether or not finished jobs are kept."""
+    monkeypatch.setitem(dj.config, "jobs_keep_completed", keep)
+    Score, calls = pipeline["Score"], pipeline["calls"]
+    assert Score.populate(reserve_jobs=True)["success_count"] == 6
+    assert [j["status"] for j in Score.jobs.to_dicts()] == (["success"] * 6 if keep else [])
+    (Score & {"subject_id": 1, "session": 2}).delete(safemode=False)
+    calls.clear()
+    assert Score.populate(reserve_jobs=True)["success_count"] == 2
+    assert sorted(c["method"] for c in calls) == ["double", "triple"]
+    assert len(Score()) == 6 and len(Score.Detail()) == 18 and Score.jobs.pending == []
+
+
+def test_key_made_elsewhere_during_populate_is_skipped(schema):
+    """A key another process makes after populate() read its list ends in a duplicate
+    insert: that key is rolled back and skipped, not reported as an error."""
+    calls = []
+
+    @schema
+    class Item(dj.Manual):
+        definition = """
+        item : int32
+        """
+
+    @schema
+    class Made(dj.Computed):
+        definition = """
+        -> Item
+        ---
+        by : varchar(8)
+        """
+
+        def make(self, key):
+            calls.append(key["item"])
+            if key["item"] == 1:  # stands in for another process, one key ahead
+                self.insert1({"item": 2, "by": "other"}, allow_direct_insert=True)
+            self.insert1({**key, "by": "populate"})
+
+    Item.insert([(1,), (2,), (3,)])
+    assert Made.populate(order="original") == {"success_count": 2, "error_list": []}
+    assert calls == [1, 2, 3]
+    assert dict(zip(*Made.to_arrays("item", "by"))) == {1: "populate", 2: "other", 3: "populate"}
+
+
+def test_provenance_is_written_with_the_rows(pipeline):
+    """The make's own insert carries start time, duration and code version."""
+    Score = pipeline["Score"]
+    Score.populate({"subject_id": 1, "session": 1, "method": "double"})
+    row = (Score & {"subject_id": 1, "session": 1, "method": "double"}).fetch1(
+        "_job_start_time", "_job_duration", "_job_version")
+    assert row[0] is not None and 0 <= row[1] < 60 and row[2] == Score().code_version
+
+
 def test_direct_insert_refused(pipeline):
     Score = pipeline["Score"]
     with pytest.raises(dj.DataJointError, match="Direct insert"):
@@ -258,3 +312,14 @@ def test_generator_make(schema):
     Base.insert([(1, 2.0), (2, 3.0)])
     assert Cubed.populate()["success_count"] == 2
     assert sorted(Cubed.to_arrays("y")) == [8.0, 27.0]
+
+
+def test_duplicate_inside_a_transaction_names_the_key(pipeline):
+    """PostgreSQL refuses queries after a failed statement until rollback: the error is
+    still a DuplicateError naming the table and key, and the transaction rolls back."""
+    Subject = pipeline["Subject"]
+    with pytest.raises(dj.DuplicateError, match=r"subject.*'subject_id': 1.*already exists"):
+        with Subject.connection.transaction():
+            Subject.insert1((3, "vole"))
+            Subject.insert1((1, "mouse"))
+    assert sorted(Subject.to_arrays("subject_id")) == [1, 2]

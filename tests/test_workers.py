@@ -1,6 +1,6 @@
 """Several worker processes populate one table with reserve_jobs=True: every key is
 computed exactly once; a worker killed mid-make leaves nothing half-done and its key is
-recovered by refresh()."""
+computed by the next populate."""
 
 from __future__ import annotations
 
@@ -60,24 +60,52 @@ def test_four_workers_compute_each_key_once(worker_env, monkeypatch):
     assert sum(int(o.split("success=")[1].split()[0]) for o in outputs) == N_KEYS
 
 
-def test_killed_worker_leaves_nothing_and_is_recovered(worker_env, monkeypatch):
-    env, connection, name = worker_env
-    pipeline = _module(env, monkeypatch)
-    pipeline.Item.insert([(1, -1.0), (2, 2.0)])
-    proc = subprocess.Popen([sys.executable, "-m", "tests.worker_pipeline", "populate"], env=env, cwd=ROOT,
+def _start_and_kill(env, action, tmp_path):
+    """Start a worker on a key whose make hangs, and SIGKILL it once the make runs."""
+    mark = tmp_path / "mark"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.worker_pipeline", action],
+                            env={**env, "DJ_WORKER_MARK": str(mark)}, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    jobs = pipeline.Result().jobs
-    wait_until(lambda: any(r["item_id"] == 1 for r in jobs.reserved), 120, interval=0.2,
-               what="worker to reserve key 1")
+    wait_until(mark.exists, 120, interval=0.2, what="worker to start make for key 1")
     time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+
+
+def test_killed_worker_leaves_nothing_and_its_key_is_free(worker_env, monkeypatch, tmp_path):
+    """A plain make claims its job by a lock of its own transaction: the killed worker's
+    connection drops, the database rolls back, and the job is pending again at once."""
+    env, connection, name = worker_env
+    pipeline = _module(env, monkeypatch)
+    pipeline.Item.insert([(1, -1.0), (2, 2.0)])
+    jobs = pipeline.Result().jobs
+    _start_and_kill(env, "populate", tmp_path)
     assert len(pipeline.Result & {"item_id": 1}) == 0 and len(pipeline.MakeLog & {"item_id": 1}) == 0
-    assert [r["item_id"] for r in jobs.reserved] == [1]
-    recovered = jobs.refresh()
-    assert recovered["recovered"] == 1
+    assert {r["item_id"]: r["status"] for r in jobs.to_dicts()} == {1: "pending", 2: "pending"}
     pipeline.Item.update1({"item_id": 1, "value": 1.0})  # the cause of the hang is fixed
-    result = pipeline.Result.populate(reserve_jobs=True)
-    assert result["error_list"] == []
+
+    def finished():  # no refresh(): the next populate claims key 1 once the server drops the dead session
+        assert pipeline.Result.populate(reserve_jobs=True)["error_list"] == []
+        return len(pipeline.Result()) == 2
+
+    wait_until(finished, 60, interval=0.5, what="key 1 to be computed after the kill")
     assert sorted(pipeline.Result.to_arrays("doubled")) == [2.0, 4.0]
+    assert jobs.to_dicts() == []
+
+
+def test_killed_three_part_worker_is_recovered_by_refresh(worker_env, monkeypatch, tmp_path):
+    """A three-part make computes outside a transaction, so its reservation is a
+    committed row: refresh() finds the dead pid and returns the key to pending."""
+    env, connection, name = worker_env
+    pipeline = _module(env, monkeypatch)
+    pipeline.Item.insert([(1, -1.0), (2, 2.0)])
+    jobs = pipeline.Tripled().jobs
+    _start_and_kill(env, "populate3", tmp_path)
+    assert len(pipeline.Tripled & {"item_id": 1}) == 0
+    assert [r["item_id"] for r in jobs.reserved] == [1]
+    assert jobs.refresh()["recovered"] == 1
+    pipeline.Item.update1({"item_id": 1, "value": 1.0})
+    result = pipeline.Tripled.populate(reserve_jobs=True)
+    assert result["error_list"] == []
+    assert sorted(pipeline.Tripled.to_arrays("tripled")) == [3.0, 6.0]
     assert jobs.reserved == []

@@ -44,6 +44,9 @@ class Adapter(AlterMixin):
     native_enum = False
     supports_comments = True  # column and table comments live in the catalog
     skip_locked = True  # SELECT ... FOR UPDATE SKIP LOCKED
+    # DELETE ... WHERE key IN (SELECT ... FOR UPDATE SKIP LOCKED) claims and removes a job
+    # in one statement (MySQL refuses a subquery on the table it deletes from)
+    delete_with_locked_subquery = True
     autocommit_reads = True  # reads outside a transaction need no BEGIN/COMMIT
 
     # --- engine ---------------------------------------------------------------

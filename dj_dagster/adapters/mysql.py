@@ -35,6 +35,7 @@ class BinaryUUID(sa.types.TypeDecorator):
 
 class MySQLAdapter(Adapter):
     name = "mysql"
+    delete_with_locked_subquery = False
     native_enum = True
 
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
