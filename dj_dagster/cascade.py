@@ -11,6 +11,7 @@ import logging
 import sys
 
 import sqlalchemy as sa
+from sqlalchemy.sql import visitors
 
 from . import catalog, naming
 from .errors import DataJointError, IntegrityError
@@ -43,9 +44,20 @@ def restricted_descendants(table) -> dict[str, object]:
             pexpr = restricted[parent]
             renames = {c: p for c, p in data["attr_map"].items() if c != p}
             conds.append(pexpr.proj(**renames) if renames else pexpr.proj())
-        child = table_object(conn, name)
+        child = table_object(conn, name)._own_alias()  # deleted with DELETE ... WHERE <conds>
         restricted[name] = child & conds if conds else child & False
     return restricted
+
+
+def _fixed_if_reading_descendants(table):
+    """The rows to delete, by key, when the restriction reads a table the cascade deletes
+    from first (``Session & Score.proj()``): as SQL it would be evaluated after those
+    rows are gone."""
+    graph = table._connection.dependencies
+    below = {table.connection_tables_object(n).sa_table for n in graph.descendants(table.full_table_name)[1:]}
+    if not below or not any(isinstance(e, sa.Table) and e in below for w in table._where for e in visitors.iterate(w)):
+        return table
+    return type(table)() & table.keys()
 
 
 def cascade_delete(table, safemode: bool | None = None, part_integrity: str = "enforce",
@@ -55,7 +67,7 @@ def cascade_delete(table, safemode: bool | None = None, part_integrity: str = "e
     conn = table._connection
     safemode = config.safemode if safemode is None else safemode
     with conn.transaction() as tx:
-        restricted = restricted_descendants(table)
+        restricted = restricted_descendants(_fixed_if_reading_descendants(table))
         if safemode or dry_run:  # a preview needs counts; otherwise DELETE reports them
             counts = {name: len(expr) for name, expr in restricted.items()}
             if dry_run:

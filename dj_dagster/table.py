@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql import visitors
 
 from . import catalog
 from .errors import DataError, DataJointError, DuplicateError, IntegrityError, QueryError
@@ -75,6 +76,7 @@ class Table(QueryExpression, metaclass=TableMeta):
     tier: str = "Manual"
     _schema = None  # the Schema object (set by the decorator)
     _table_name: str | None = None
+    _own_from = None  # set by _own_alias()
 
     def __init__(self):
         cls = type(self)
@@ -292,10 +294,25 @@ class Table(QueryExpression, metaclass=TableMeta):
                                  f"({_driver_message(exc)}); use delete() to cascade") from None
         return count if get_count else None
 
+    def _own_alias(self) -> "Table":
+        """This table under an alias object of its own, so that a restriction's references
+        to it can be told apart from those of other expressions over the same table."""
+        new = self._copy()
+        new._from = self.sa_table.alias(self._from.name)
+        new._cols = {c.name: c for c in new._from.columns}
+        new._own_from = new._from
+        return new
+
     def _delete_statement(self):
         t = self.sa_table
         if not self._where and not self._complex:
             return sa.delete(t)
+        if self._own_from is self._from and not self._complex and not any(map(_names_alias_in_text, self._where)):
+            # DELETE ... WHERE <the restriction on the table itself>: one scan, where the
+            # general form below matches the table against a subquery of itself
+            alias = self._from
+            return sa.delete(t).where(*[visitors.replacement_traverse(
+                w, {}, lambda e: t.c[e.name] if getattr(e, "table", None) is alias else None) for w in self._where])
         key = self.primary_key
         sub = self.make_sql(key).subquery(next_alias())
         keys = sa.select(*[sub.c[k] for k in key])
@@ -335,6 +352,15 @@ class Table(QueryExpression, metaclass=TableMeta):
         from .alter import alter
 
         return alter(self, definition or type(self).definition)
+
+
+def _names_alias_in_text(clause) -> bool:
+    """Whether SQL text outside any subquery (so possibly naming this table's alias) is in the clause."""
+    if isinstance(clause, sa.TextClause):
+        return True
+    if isinstance(clause, (sa.sql.selectable.SelectBase, sa.FromClause)):
+        return False
+    return any(_names_alias_in_text(c) for c in clause.get_children())
 
 
 def _alias_for(table_name: str) -> str:

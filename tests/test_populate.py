@@ -190,6 +190,21 @@ def test_cascading_delete(pipeline):
     assert {r["subject_id"] for r in Score.to_dicts()} == {2}
 
 
+def test_cascade_restricted_by_its_own_descendant(pipeline):
+    """A restriction that names a descendant (here Score, with SQL text) stays correct
+    when that descendant's rows are deleted by DELETE ... WHERE <semijoin>."""
+    Session, Score, Summary = pipeline["Session"], pipeline["Score"], pipeline["Summary"]
+    Score.populate()
+    Summary.populate()
+    high = {(r["subject_id"], r["session"]) for r in (Score & "score >= 60").to_dicts()}
+    assert high == {(1, 2)}
+    before = {k: len(Score & {"subject_id": k[0], "session": k[1]}) for k in [(1, 1), (1, 2), (2, 1)]}
+    assert (Session & (Score & "score >= 60").proj()).delete(safemode=False) == 1
+    assert {(r["subject_id"], r["session"]) for r in Session.to_dicts()} == {(1, 1), (2, 1)}
+    assert len(Score()) == before[(1, 1)] + before[(2, 1)] and len(Score.Detail()) == 3 * len(Score())
+    assert len(Summary()) == 2  # Summary depends on Subject only
+
+
 def test_part_integrity(pipeline):
     Score = pipeline["Score"]
     Score.populate()
