@@ -66,11 +66,12 @@ class FetchMixin:
         if include_key:
             attrs = tuple(self.primary_key) + tuple(a for a in attrs if a not in self.primary_key)
         names, rows = self._fetch_rows(list(attrs) or None, order_by, limit, offset)
+        dtypes = [_NUMPY.get(self.heading[n].type.name) if n in self.heading.attributes else None for n in names]
         if attrs:
             columns = list(zip(*rows)) if rows else [() for _ in names]
-            arrays = tuple(_column_array(c) for c in columns)
+            arrays = tuple(_column_array(c, d) for c, d in zip(columns, dtypes))
             return arrays[0] if len(arrays) == 1 else arrays
-        return _records(names, rows)
+        return _records(names, rows, dtypes)
 
     def keys(self, order_by=None, limit=None, offset=None) -> list[dict]:
         names, rows = self._fetch_rows(self.primary_key, order_by, limit, offset)
@@ -120,23 +121,33 @@ def _count(what: str, value):
     return int(value)
 
 
-def _column_array(values) -> np.ndarray:
-    try:
-        arr = np.array(values)
-        if arr.dtype.kind in "biufcUSMm" and arr.ndim == 1:
-            return arr
-    except Exception:
-        pass
+# numeric core types -> numpy dtype (strings, dates and codecs stay Python objects, as in datajoint)
+_NUMPY = {"int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8", "uint8": "u1", "uint16": "u2",
+          "uint32": "u4", "uint64": "u8", "float32": "f4", "float64": "f8"}
+
+
+def _column_array(values, dtype: str | None = None) -> np.ndarray:
+    """One column: the heading's numeric dtype when every value fits it (no NULL), numpy's
+    own for numbers of computed attributes, else Python objects (strings, dates, blobs)."""
+    if dtype is not None:
+        try:
+            return np.array(values, dtype=dtype)
+        except (TypeError, ValueError, OverflowError):
+            pass  # NULLs among them
+    elif values and all(type(v) in (int, float) for v in values):
+        try:
+            return np.array(values)
+        except OverflowError:
+            pass
     arr = np.empty(len(values), dtype=object)
     arr[:] = list(values)
     return arr
 
 
-def _records(names: list[str], rows: list) -> np.ndarray:
+def _records(names: list[str], rows: list, dtypes: list) -> np.ndarray:
     columns = list(zip(*rows)) if rows else [[] for _ in names]
-    arrays = [_column_array(c) for c in columns]
-    dtype = [(n, a.dtype if a.dtype.kind in "biufcUSMm" else object) for n, a in zip(names, arrays)]
-    out = np.empty(len(rows), dtype=dtype)
+    arrays = [_column_array(c, d) for c, d in zip(columns, dtypes)]
+    out = np.empty(len(rows), dtype=[(n, a.dtype) for n, a in zip(names, arrays)])
     for n, a in zip(names, arrays):
         out[n] = a
     return out
