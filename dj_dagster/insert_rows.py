@@ -34,8 +34,9 @@ def _to_rows(table, rows: Any) -> list[Mapping]:
         rows = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     if isinstance(rows, pd.DataFrame):
         frame = rows.reset_index() if any(n is not None for n in rows.index.names) else rows
-        frame = frame.astype(object).where(pd.notna(frame), None)
-        return frame.to_dict("records")
+        # column by column to Python values (NaN, NaT and NA are read as NULL later)
+        names = list(frame.columns)
+        return [dict(zip(names, values)) for values in zip(*(frame[n].tolist() for n in names))]
     if isinstance(rows, np.ndarray) and rows.dtype.names:
         names = rows.dtype.names
         return [dict(zip(names, r)) for r in rows.tolist()]
@@ -326,6 +327,17 @@ _FAST["float64"] = (float, math.isfinite)
 _FAST["float32"] = (float, lambda v: abs(v) <= FLOAT32_MAX)
 
 
+def _fast_check(spec):
+    """(exact Python type, check) for values that bind as they are, or None."""
+    if spec.name in ("char", "varchar") and spec.args:
+        limit = spec.args[0]
+        # ASCII without NUL is valid in every backend; anything else takes the full check
+        return str, lambda s: len(s) <= limit and s.isascii() and "\x00" not in s
+    if spec.name == "text":
+        return str, lambda s: s.isascii() and "\x00" not in s
+    return _FAST.get(spec.name)
+
+
 def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: bool, encode: bool = True,
                  partial: bool = False) -> list[dict]:
     from .codecs import encoder_for
@@ -337,11 +349,12 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
     known = heading.attributes
     # per attribute, once: (name, in_key, nullable, has_default, hidden, codec, coerce, fast type)
     plan = [(a.name, a.in_key, a.nullable, a.default is not None, a.hidden, bool(a.codec), _coercer(a),
-             _FAST.get(a.type.name)) for a in heading]
+             None if a.codec else _fast_check(a.type)) for a in heading]
+    known_names = known.keys()
     seen: dict[tuple, int] = {}
     out = []
     for i, row in enumerate(raw):
-        if not ignore_extra_fields and any(n not in known for n in row):
+        if not ignore_extra_fields and not row.keys() <= known_names:
             extra = [n for n in row if n not in known]
             raise DataError(f"Cannot insert into {table.full_table_name}: row {i} has unknown attribute(s) {extra}"
                             f"; the table has {heading.names} (pass ignore_extra_fields=True to drop them)")
