@@ -36,7 +36,6 @@ def alter(table, definition: str) -> dict[str, list[str]]:
     changed = [n for n in new_sec if n in old_sec and _signature(new_sec[n]) != _signature(old_sec[n])]
     conn = table._connection
     adapter = conn.adapter
-    sa_schema, sa_name = adapter.table_address(info.schema, info.name)
     with conn.transaction() as tx:
         for name in dropped:
             adapter.drop_column(tx, info.schema, info.name, name)
@@ -45,10 +44,10 @@ def alter(table, definition: str) -> dict[str, list[str]]:
             if not a.nullable and a.default is None and len(table) > 0:
                 raise DeclarationError(f"alter() cannot add required attribute {name!r} to non-empty {where}: "
                                        "give it a default or make it nullable")
-            adapter.add_column(tx, info.schema, info.name, catalog.build_column(adapter, a, sa_name, info.name))
+            adapter.add_column(tx, info.schema, info.name, catalog.build_column(adapter, a, info.schema, info.name))
         for name in changed:
             a, before = new_sec[name], old_sec[name]
-            column = catalog.build_column(adapter, a, sa_name, info.name)
+            column = catalog.build_column(adapter, a, info.schema, info.name)
             if _signature(a)[:3] == _signature(before)[:3]:
                 _comment_only(adapter, tx, info, column)
             else:

@@ -38,6 +38,7 @@ class TableInfo:
     comment: str = ""
     foreign_keys: list[ForeignKeyInfo] = field(default_factory=list)
     indexes: list[tuple[bool, tuple[str, ...]]] = field(default_factory=list)
+    column_types: dict = field(default_factory=dict)  # column -> reflected SQL type
 
     @property
     def full_name(self) -> str:
@@ -89,7 +90,13 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
             parents[pinfo.full_name] = sa.Table(
                 p_name, md, *[sa.Column(a.name, adapter.sql_type(a.type), primary_key=True)
                               for a in pinfo.heading if a.in_key], schema=p_schema)
-    columns = [build_column(adapter, a, sa_name, table) for a in definition.attributes]
+    copied = {}  # foreign-key attribute -> (reflected type, schema) of the parent column
+    for fk in definition.foreign_keys:
+        pinfo = fk.parent._info
+        for child, p in fk.attr_map.items():
+            if p in pinfo.column_types:
+                copied.setdefault(child, (pinfo.column_types[p], adapter.table_address(pinfo.schema, pinfo.name)[0]))
+    columns = [build_column(adapter, a, schema, table, copied.get(a.name)) for a in definition.attributes]
     constraints = []
     for fk in definition.foreign_keys:
         ptable = parents[fk.parent._info.full_name]
@@ -111,6 +118,7 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
             idx.name = f"{table.lstrip('_#')[:40]}_{'_'.join(c.name for c in idx.columns)}"[:60]
     with connection.transaction() as conn:
         try:
+            adapter.create_types(conn, sa_table.columns)
             sa_table.create(conn)
         except sa.exc.DBAPIError as exc:
             raise DeclarationError(f"Cannot declare table {schema}.{table}: {getattr(exc, 'orig', exc)}") from None
@@ -174,12 +182,14 @@ def _write_lineage(conn, adapter, schema: str, table: str, definition: TableDef)
                                     for k, v in rows.items()])
 
 
-def build_column(adapter, a: Attribute, sa_name: str, table: str) -> sa.Column:
-    """The DDL column of an attribute (type per backend, default, comment)."""
+def build_column(adapter, a: Attribute, schema: str, table: str, parent: tuple | None = None) -> sa.Column:
+    """The DDL column of an attribute (type per backend, default, comment); ``parent``:
+    (reflected type, schema) of the parent column a foreign-key attribute references."""
     kwargs = {}
     if a.default is not None:
         kwargs["server_default"] = _server_default(a, table)
-    return sa.Column(a.name, adapter.sql_type(a.type, sa_name, a.name), primary_key=a.in_key,
+    sa_schema, sa_name = adapter.table_address(schema, table)
+    return sa.Column(a.name, adapter.ddl_type(a.type, sa_schema, sa_name, a.name, parent), primary_key=a.in_key,
                      nullable=a.nullable, comment=a.sql_comment, autoincrement=False, **kwargs)
 
 
@@ -259,9 +269,9 @@ def load(connection, schema: str, table: str) -> TableInfo:
             lineage=lineage.get(name, f"{key}.{name}"), hidden=name.startswith("_")))
     index_list = [(bool(i.get("unique")), tuple(i["column_names"])) for i in indexes
                   if i.get("column_names") and not _is_fk_index(i, fk_infos)]
-    info = TableInfo(schema, table, Heading.of(attrs),
-                     _query_table(connection, schema, table, attrs, {c["name"]: c["type"] for c in columns}),
-                     table_comment, fk_infos, index_list)
+    reflected = {c["name"]: c["type"] for c in columns}
+    info = TableInfo(schema, table, Heading.of(attrs), _query_table(connection, schema, table, attrs, reflected),
+                     table_comment, fk_infos, index_list, reflected)
     connection.tables[key] = info
     return info
 

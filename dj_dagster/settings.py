@@ -10,7 +10,8 @@ override it through `config`.
 - ``DJ_STORES``: JSON mapping store name -> spec (``{"protocol": "s3", "location":
   "bucket/prefix", "endpoint_url": ..., "access_key": ..., "secret_key": ...}``).
   Without it, one store named ``local`` (also the default ``@``) in ``$DJ_HOME/store``.
-  Secrets may be left out of the JSON and given as ``DJ_STORE_<NAME>_ACCESS_KEY`` /
+  datajoint 2.x's ``DJ_STORES`` works too: its ``"default": "<name>"`` entry names the
+  default store unless ``DJ_DEFAULT_STORE`` does. Secrets may be left out of the JSON and given as ``DJ_STORE_<NAME>_ACCESS_KEY`` /
   ``DJ_STORE_<NAME>_SECRET_KEY`` or the usual AWS variables.
 - ``DJ_SAFEMODE``: ``1`` asks before deleting and dropping; off by default when stdin
   is not a terminal.
@@ -53,8 +54,33 @@ def _default_safemode() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
 
+_SECRETS = ("secret_key", "session_token", "password")
+
+
+def _masked(value: Any, key: str = "") -> Any:
+    """A copy for display: secrets as ``***``, a database URL without its password."""
+    if isinstance(value, dict):
+        return {k: _masked(v, k) for k, v in value.items()}
+    if value and key in _SECRETS:
+        return "***"
+    if value and key == "database_url":
+        import sqlalchemy as sa
+
+        try:
+            return sa.make_url(value).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - unparsable: show nothing of it
+            return "***"
+    return value
+
+
 class Config(dict):
-    """A dict of settings with attribute access (``dj.config.safemode``)."""
+    """A dict of settings with attribute access (``dj.config.safemode``). Its repr masks
+    secrets, so printing it in a notebook or a log shows no password or secret key."""
+
+    def __repr__(self) -> str:
+        return f"Config({_masked(dict(self))!r})"
+
+    __str__ = __repr__
 
     def __getattr__(self, name: str) -> Any:
         try:

@@ -71,18 +71,22 @@ class ObjectNotFoundError(StoreError, FileNotFoundError):
 
 
 def store_names() -> list[str]:
-    """The configured store names, in configuration order."""
-    return list((config.get("stores") or {}).keys())
+    """The configured store names, in configuration order (datajoint's ``"default"`` /
+    ``"filepath_default"`` entries name a store and are not stores themselves)."""
+    return [n for n, spec in (config.get("stores") or {}).items() if not isinstance(spec, str)]
 
 
 def _default_store_name() -> str:
+    """``config["default_store"]``, else datajoint's ``stores["default"]`` (so that one
+    ``DJ_STORES`` JSON configures both libraries), else the first configured store."""
     stores = config.get("stores") or {}
-    default = config.get("default_store")
-    if default:
-        return str(default).lstrip("@")
-    if not stores:
+    default = config.get("default_store") or stores.get("default")
+    if isinstance(default, str) and default:
+        return default.lstrip("@")
+    names = store_names()
+    if not names:
         raise StoreError("no object stores are configured (config['stores'] is empty)")
-    return next(iter(stores))
+    return names[0]
 
 
 def _env_name(name: str) -> str:

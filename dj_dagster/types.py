@@ -54,10 +54,16 @@ class TypeSpec:
 
 
 def _split_args(args: str) -> tuple:
+    """Comma-separated, optionally quoted values; a doubled quote inside quotes is one
+    quote character, as in SQL (``enum('it''s')``, which datajoint declares too)."""
     values, token, quote = [], "", None
-    for ch in args:
+    chars = iter(enumerate(args))
+    for i, ch in chars:
         if quote:
-            if ch == quote:
+            if ch == quote and args[i + 1:i + 2] == quote:
+                token += ch
+                next(chars)
+            elif ch == quote:
                 quote = None
             else:
                 token += ch

@@ -27,10 +27,18 @@ def selected_backends() -> list[str]:
     return names
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backends(*names): the backends a test applies to")
+
+
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
-        # a test module may name the backends it applies to (BACKENDS = {...})
+        # a test module (BACKENDS = {...}) or a test (@pytest.mark.backends(...)) may name
+        # the backends it applies to
         allowed = getattr(metafunc.module, "BACKENDS", None)
+        marker = metafunc.definition.get_closest_marker("backends")
+        if marker is not None:
+            allowed = set(marker.args)
         backends = [b for b in selected_backends() if allowed is None or b in allowed]
         metafunc.parametrize("backend", backends, scope="session")
 

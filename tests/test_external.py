@@ -18,7 +18,7 @@ import dj_dagster as dj
 from dj_dagster import blob, catalog, external
 from dj_dagster.external import NpyRef, ObjectRef, Orphan, UploadError, compute_hash, gc
 from dj_dagster.settings import config
-from dj_dagster.stores import Store, StoreError, clear_store_cache, get_store
+from dj_dagster.stores import Store, StoreError, clear_store_cache, get_store, store_names
 
 try:  # tests/ on sys.path (rootdir conftest) or tests as a package
     from s3server import TEST_ACCESS_KEY, TEST_SECRET_KEY, s3_server
@@ -231,6 +231,29 @@ def test_store_settings_subfolding_and_prefix(schema, stores, tmp_path):
     assert meta["path"] == f"content/{schema.database}/{h[:2]}/{h[2:4]}/{h}"
     assert Item.fetch1("data") == "hello"
     assert gc(schema) == []
+
+
+def test_datajoint_stores_setting(schema, stores, tmp_path):
+    """datajoint 2.x's stores setting (``DJ_STORES``) as it is: its ``"default"`` entry
+    names the default store and is not a store itself."""
+    config["stores"] = {"default": "main", "local": {"protocol": "file", "location": str(tmp_path / "store")},
+                        "main": {"protocol": "file", "location": str(tmp_path / "main")}}
+    config["default_store"] = None
+    clear_store_cache()
+    assert store_names() == ["local", "main"] and get_store().name == "main"
+
+    @schema
+    class Item(dj.Manual):
+        definition = """
+        item_id : int32
+        ---
+        data : <blob@>
+        """
+
+    Item.insert1({"item_id": 1, "data": [1, 2]})
+    meta = raw_column(Item, "data")[0]
+    assert meta["store"] == "main" and (tmp_path / "main" / meta["path"]).is_file()
+    assert Item.fetch1("data") == [1, 2]
 
 
 def test_dedup_same_bytes_one_object(schema, store_kind, monkeypatch):

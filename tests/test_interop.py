@@ -1,16 +1,21 @@
 """Interoperability with datajoint-python 2.3.5 on its own backends (PostgreSQL and
 MySQL/MariaDB): a pipeline declared and partly populated by datajoint opens in
 dj_dagster (tiers, parts, declared types, foreign keys, rows, Dagster assets) and
-dj_dagster populates the rest, which datajoint reads back; and the other way round.
+dj_dagster populates the rest, which datajoint reads back; and the other way round. A
+second pipeline does the same with enum keys and every store codec datajoint 2.3.5
+declares (``<blob@store>``, ``<attach@store>``, ``<hash@store>``, ``<object@store>``,
+``<npy@store>``) in one local folder store configured in both libraries, and compares
+the enum layout each library declares.
 
 datajoint runs in a subprocess (configured through its ``DJ_*`` environment
 variables), so its global configuration never reaches this process. SQLite is not a
-datajoint backend: there the tests skip."""
+datajoint backend: the tests run on PostgreSQL and MariaDB only (BACKENDS)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import inspect
+import operator
 import os
 import pickle
 import subprocess
@@ -23,6 +28,8 @@ import pytest
 import sqlalchemy as sa
 
 import dj_dagster as dj
+from dj_dagster.settings import config
+from dj_dagster.stores import clear_store_cache
 from tests.conftest import backend_url
 
 BACKENDS = {"postgresql", "mysql"}  # datajoint 2.3.5 has no SQLite backend
@@ -89,6 +96,53 @@ class Trace(dj.Computed):
         self.Point.insert([dict(key, idx=i, value=float(v)) for i, v in enumerate(data)])
 '''
 
+# Enums in a key (inherited by the computed table's foreign key) and with a default, and the
+# store codecs, all in the store named "shared". Not ``<blob@>``: datajoint 2.3.5 looks the
+# default store up under the name "" and fails to insert.
+STORE_PIPELINE = '''
+@schema
+class Recording(dj.Manual):
+    definition = """
+    # a recording
+    rec_id : int32
+    mode : enum('fast','slow','it''s')
+    ---
+    quality = 'good' : enum('good','bad')    # enum with a default
+    grade = null : enum('slow','it''s','fast')   # mode's values in another order
+    """
+
+
+@schema
+class Analysis(dj.Computed):
+    definition = """
+    # results kept in the object store
+    -> Recording
+    ---
+    signal : <blob@shared>
+    report : <attach@shared>
+    digest : <hash@shared>
+    payload : <object@shared>
+    spectrum : <npy@shared>
+    """
+
+    def make(self, key):
+        import os
+        path = os.path.join(workdir, "report_%d.txt" % key["rec_id"])
+        with open(path, "w") as f:
+            f.write("recording %d in mode %s" % (key["rec_id"], key["mode"]))
+        data = np.arange(6.0) * key["rec_id"]
+        self.insert1(dict(key, signal={"trace": data, "mode": key["mode"]}, report=path,
+                          digest=b"the same bytes in every row", payload=b"payload %d" % key["rec_id"],
+                          spectrum=np.outer(data, [1.0, 2.0])))
+'''
+
+# How the subprocess and these tests find each pipeline's tables (name -> class path)
+MAIN = {"text": PIPELINE, "tables": {"#animal": "Animal", "session": "Session", "__trace": "Trace",
+                                     "__trace__point": "Trace.Point"},
+        "source": "Session", "computed": "Trace", "joins": True}
+STORED = {"text": STORE_PIPELINE, "tables": {"recording": "Recording", "__analysis": "Analysis"},
+          "source": "Recording", "computed": "Analysis"}
+
 # datajoint's view of the declared types, as written in PIPELINE
 DECLARED = {
     "#animal": {"animal_id": "int32", "species": "varchar(32)", "weight": "float32"},
@@ -100,7 +154,8 @@ DECLARED = {
     "__trace__point": {"animal_id": "int32", "session": "int16", "idx": "int32", "value": "float64"},
 }
 KEYS = {"#animal": ["animal_id"], "session": ["animal_id", "session"], "__trace": ["animal_id", "session"],
-        "__trace__point": ["animal_id", "session", "idx"], "review": ["animal_id", "session", "reviewer"]}
+        "__trace__point": ["animal_id", "session", "idx"], "review": ["animal_id", "session", "reviewer"],
+        "recording": ["rec_id", "mode"], "__analysis": ["rec_id", "mode"]}
 
 # Runs in the datajoint subprocess: argv[1] holds a pickled job, argv[2] receives the result.
 DJ_SCRIPT = r'''
@@ -110,36 +165,60 @@ job = pickle.load(open(sys.argv[1], "rb"))
 import numpy as np
 import datajoint as dj
 
+dj.config["stores"] = job["stores"]
+dj.config["download_path"] = job["download"]
 schema = dj.Schema(job["schema"])
-ns = {"dj": dj, "schema": schema, "np": np, "__name__": "interop_pipeline"}
-exec(job["pipeline"], ns)
-tables = {"#animal": ns["Animal"], "session": ns["Session"], "__trace": ns["Trace"],
-          "__trace__point": ns["Trace"].Point}
+ns = {"dj": dj, "schema": schema, "np": np, "workdir": job["workdir"], "__name__": "interop_pipeline"}
+pipeline = job["pipeline"]
+exec(pipeline["text"], ns)
+tables = {name: eval(path, ns) for name, path in pipeline["tables"].items()}
+source, computed = ns[pipeline["source"]], ns[pipeline["computed"]]
 out = {}
 for step, arg in job["steps"]:
     if step == "insert":
-        ns["Session"].insert(arg)
+        source.insert(arg)
     elif step == "populate":
         restrictions = arg.pop("restrictions", [])
-        ns["Trace"].populate(*restrictions, **arg)
-        out["trace_count"] = len(ns["Trace"]())
+        computed.populate(*restrictions, **arg)
+        out["populated"] = len(computed())
     elif step == "jobs":
-        jobs = ns["Trace"].jobs
+        jobs = computed.jobs
         out["progress"] = jobs.progress()
         out["errors"] = jobs.errors.to_dicts()
     elif step == "dump":
-        # psycopg2 hands bytea out as memoryview, which does not pickle
-        out["rows"] = {name: [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()}
-                              for row in t().to_dicts()] for name, t in tables.items()}
+        out["rows"] = {name: [plain(row) for row in t().to_dicts()] for name, t in tables.items()}
         out["types"] = {name: {a.name: (a.original_type or a.type) for a in t().heading.attributes.values()
                                if not a.name.startswith("_")} for name, t in tables.items()}
-        out["joins"] = joins(ns)
+        if pipeline.get("joins"):
+            out["joins"] = joins(ns)
     elif step == "virtual":  # tables declared by dj_dagster into datajoint's schema
         vm = dj.virtual_schema(job["schema"])
         out["review"] = {"rows": vm.Review().to_dicts(), "session*review": len(vm.Session * vm.Review),
                          "animal*review": len(vm.Animal * vm.Review)}
 pickle.dump(out, open(sys.argv[2], "wb"))
 '''
+
+def plain(row: dict) -> dict:
+    """A fetched row as plain data, made the same way by both libraries (the datajoint
+    subprocess runs this function's source): an ``<object@>`` or ``<npy@>`` reference
+    becomes its path and contents, an ``<attach@>`` download its file name and bytes, and
+    psycopg2's memoryview (which does not pickle) bytes."""
+    import os
+
+    out = {}
+    for name, value in row.items():
+        if isinstance(value, memoryview):
+            value = bytes(value)
+        elif type(value).__name__ == "NpyRef":
+            value = ("npy", str(value.path), value.load())
+        elif type(value).__name__ == "ObjectRef":
+            value = ("object", str(value.path), value.read())
+        elif name == "report":
+            with open(value, "rb") as f:
+                value = ("attach", os.path.basename(value), f.read())
+        out[name] = value
+    return out
+
 
 def joins(ns):
     """Semantic joins and restrictions, evaluated the same way by both libraries (the
@@ -166,12 +245,17 @@ def peer(backend, tmp_path_factory, tmp_path):
     name = f"djinterop_{uuid.uuid4().hex[:8]}"
     connection = dj.Connection(url.render_as_string(hide_password=False))
     calls = iter(range(100))
+    # datajoint's configuration of the store "shared" (see the shared_store fixture)
+    stores = {"default": "shared", "shared": {"protocol": "file", "location": str(tmp_path / "store")}}
+    source = inspect.getsource(plain) + inspect.getsource(joins) + DJ_SCRIPT
 
-    def run_datajoint(*steps) -> dict:
+    def run_datajoint(*steps, pipeline: dict = MAIN) -> dict:
         n = next(calls)
         job_file, out_file = tmp_path / f"job{n}.pkl", tmp_path / f"out{n}.pkl"
-        job_file.write_bytes(pickle.dumps({"schema": name, "pipeline": PIPELINE, "steps": list(steps)}))
-        proc = subprocess.run([sys.executable, "-c", inspect.getsource(joins) + DJ_SCRIPT, str(job_file), str(out_file)],
+        job_file.write_bytes(pickle.dumps({
+            "schema": name, "pipeline": pipeline, "steps": list(steps), "stores": stores,
+            "download": str(tmp_path / "downloads_datajoint"), "workdir": str(tmp_path)}))
+        proc = subprocess.run([sys.executable, "-c", source, str(job_file), str(out_file)],
                               env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"datajoint failed:\n{proc.stdout}\n{proc.stderr}"
         return pickle.loads(out_file.read_bytes())
@@ -186,8 +270,10 @@ def peer(backend, tmp_path_factory, tmp_path):
 
 
 def sessions(backend: str, which) -> list[dict]:
-    """Session rows; uuid values only on MySQL: datajoint 2.3.5 binds uuid as bytes, which
-    PostgreSQL's native uuid column it declares itself refuses (and it reads them back as bytes)."""
+    """Session rows; uuid values only on MySQL, null on PostgreSQL: there datajoint 2.3.5's
+    uuid is broken on its own tables. It binds a uuid as bytes, which the native uuid column
+    it declares refuses ("column is of type uuid but expression is of type bytea"), and it
+    fails to read a stored one ("bytes is not a 16-char string")."""
     rows = []
     for animal, session in which:
         rows.append(dict(
@@ -220,17 +306,17 @@ def canonical(rows_by_table: dict) -> dict:
             for name, rows in rows_by_table.items()}
 
 
-def our_rows(module) -> dict:
-    tables = {"#animal": module.Animal, "session": module.Session, "__trace": module.Trace,
-              "__trace__point": module.Trace.Point}
-    return {name: t().to_dicts() for name, t in tables.items()}
+def our_rows(module, pipeline: dict = MAIN) -> dict:
+    return {name: [plain(row) for row in operator.attrgetter(path)(module)().to_dicts()]
+            for name, path in pipeline["tables"].items()}
 
 
-def our_pipeline(connection, name: str):
+def our_pipeline(connection, name: str, pipeline: dict = MAIN, workdir: str = ""):
     schema = dj.Schema(name, connection=connection)
-    ns = {"dj": dj, "schema": schema, "np": np, "__name__": "interop_pipeline"}
-    exec(PIPELINE, ns)
-    return type("Module", (), {"schema": schema, **{k: ns[k] for k in ("Animal", "Session", "Trace")}})
+    ns = {"dj": dj, "schema": schema, "np": np, "workdir": workdir, "__name__": "interop_pipeline"}
+    exec(pipeline["text"], ns)
+    classes = {path.split(".")[0] for path in pipeline["tables"].values()}
+    return type("Module", (), {"schema": schema, **{k: ns[k] for k in classes}})
 
 
 def catalog_snapshot(connection, name: str) -> dict:
@@ -316,7 +402,7 @@ def test_datajoint_pipeline_opens_in_dj_dagster(backend, peer):
         ("populate", {"restrictions": ["session != 9"], "max_calls": 2, "reserve_jobs": True}),
         ("populate", {"restrictions": [{"session": 9}], "reserve_jobs": True, "suppress_errors": True}),
         ("dump", None))
-    assert declared["trace_count"] == 2
+    assert declared["populated"] == 2
 
     # a virtual module rebuilt from the database alone
     virtual = dj.virtual_schema(name, connection=dj.Connection(connection.url))
@@ -366,7 +452,8 @@ def test_datajoint_pipeline_opens_in_dj_dagster(backend, peer):
     assert back["review"]["session*review"] == len(ours.Session * Review) == 2
     assert back["review"]["animal*review"] == len(ours.Animal * Review) == 2
     assert canonical({"review": back["review"]["rows"]}) == canonical({"review": Review().to_dicts()})
-    assert (back["progress"]["success"], back["progress"]["error"], back["progress"]["pending"]) == (3, 1, 0)
+    # finished jobs are deleted, as datajoint does by default
+    assert (back["progress"]["success"], back["progress"]["error"], back["progress"]["pending"]) == (0, 1, 0)
     [error] = back["errors"]
     check_error_job(error)
 
@@ -393,7 +480,7 @@ def test_dj_dagster_pipeline_opens_in_datajoint(backend, peer):
     # datajoint adds a session and populates the rest through dj_dagster's job queue
     done = run_datajoint(("insert", sessions(backend, [(3, 1)])),
                          ("populate", {"reserve_jobs": True, "suppress_errors": True}), ("dump", None))
-    assert done["trace_count"] == 5
+    assert done["populated"] == 5
 
     # dj_dagster reads datajoint's rows, also through a virtual module
     connection.invalidate()
@@ -405,4 +492,167 @@ def test_dj_dagster_pipeline_opens_in_datajoint(backend, peer):
     check_structure(virtual, name)
     assert canonical(our_rows(virtual)) == canonical(done["rows"])
     check_assets(virtual, name)
+    virtual.schema.connection.close()
+
+
+# --- enums and store codecs ------------------------------------------------------------
+# datajoint's view of the declared types, as written in STORE_PIPELINE
+STORED_DECLARED = {
+    "recording": {"rec_id": "int32", "mode": "enum('fast','slow','it''s')", "quality": "enum('good','bad')",
+                  "grade": "enum('slow','it''s','fast')"},
+    "__analysis": {"rec_id": "int32", "mode": "enum('fast','slow','it''s')", "signal": "<blob@shared>",
+                   "report": "<attach@shared>", "digest": "<hash@shared>", "payload": "<object@shared>",
+                   "spectrum": "<npy@shared>"},
+}
+RECORDINGS = [(1, "fast", "good", None), (2, "slow", "bad", "fast"), (3, "it's", "good", "it's"),
+              (4, "fast", "bad", "slow")]
+
+
+def recordings(which) -> list[dict]:
+    return [dict(rec_id=r, mode=m, quality=q, grade=g) for r, m, q, g in which]
+
+
+@pytest.fixture
+def shared_store(peer, tmp_path):
+    """dj_dagster's configuration of the folder store "shared" that the datajoint
+    subprocess is given (``stores`` in the peer fixture); restored afterwards. The folder
+    exists first: datajoint refuses a missing one."""
+    (tmp_path / "store").mkdir()
+    saved = {k: config.get(k) for k in ("stores", "default_store", "download_path")}
+    config["stores"] = {"shared": {"protocol": "file", "location": str(tmp_path / "store")}}
+    config["default_store"] = "shared"
+    config["download_path"] = str(tmp_path / "downloads_dj_dagster")
+    clear_store_cache()
+    yield tmp_path / "store"
+    for k, v in saved.items():
+        if v is None:
+            config.pop(k, None)
+        else:
+            config[k] = v
+    clear_store_cache()
+
+
+def datajoint_writes_stores(connection) -> bool:
+    """datajoint 2.3.5 cannot insert into store-codec columns on MariaDB: MariaDB reports
+    JSON columns as longtext, so datajoint does not serialize the codec's JSON metadata
+    and the driver refuses the dict ("dict can not be used as parameter"). It reads them."""
+    return connection.backend != "mysql" or "mariadb" not in connection.scalar(sa.text("SELECT VERSION()")).lower()
+
+
+def enum_layout(connection, name: str) -> tuple:
+    """The enum columns of STORE_PIPELINE's tables as the catalog has them and, on
+    PostgreSQL, the enum types they use with their values in order ("{schema}" stands
+    for the schema name)."""
+    with connection.reading() as conn:
+        if connection.backend == "postgresql":
+            columns = conn.execute(sa.text(
+                "SELECT table_name, column_name, udt_schema, udt_name, column_default FROM information_schema.columns "
+                "WHERE table_schema = :s AND data_type = 'USER-DEFINED' AND table_name IN ('recording', '__analysis')"),
+                {"s": name}).all()
+            types = dict(conn.execute(sa.text(
+                "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_type t "
+                "JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid "
+                "WHERE n.nspname = :s GROUP BY t.typname"), {"s": name}).all())
+            types = {t: list(types[t]) for t in {c[3] for c in columns}}
+        else:
+            columns = conn.execute(sa.text(
+                "SELECT table_name, column_name, column_type, column_default FROM information_schema.columns "
+                "WHERE table_schema = :s AND data_type = 'enum' AND table_name IN ('recording', '__analysis')"),
+                {"s": name}).all()
+            types = {}
+    columns = sorted(tuple(v.replace(name, "{schema}") if isinstance(v, str) else v for v in c) for c in columns)
+    return columns, types
+
+
+def enum_types(connection, name: str) -> set[str]:
+    return {r[0] for r in connection.query_all(sa.text(
+        "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE n.nspname = :s AND t.typtype = 'e'"), {"s": name})}
+
+
+def check_store(folder, name: str, rows: list[dict]) -> None:
+    """Both libraries wrote one layout: one content-addressed object per distinct content
+    (``digest``, the same bytes in every row, is one object whichever library wrote it)
+    and schema-addressed objects under the key's path."""
+    hashed = [p for p in (folder / "_hash" / name).rglob("*") if p.is_file()]
+    assert len(hashed) == 2 * len(rows) + 1  # signal and report of each row, one digest
+    for row in rows:
+        for attr in ("payload", "spectrum"):
+            path = row[attr][1]
+            assert path.startswith(f"_schema/{name}/__analysis/rec_id={row['rec_id']}/mode={row['mode']}/{attr}_")
+            assert (folder / path).is_file()
+
+
+def test_store_pipeline_from_datajoint(backend, peer, shared_store, tmp_path):
+    connection, name, run_datajoint = peer
+    dj_writes = datajoint_writes_stores(connection)
+    steps = [("insert", recordings(RECORDINGS))]
+    if dj_writes:
+        # no reserve_jobs: datajoint 2.3.5 leaves PostgreSQL foreign-key columns without the
+        # ``:type:`` comment, then cannot declare its jobs table for an enum in the key
+        steps.append(("populate", {"max_calls": 2}))
+    declared = run_datajoint(*steps, ("dump", None), pipeline=STORED)
+    assert declared.get("populated", 0) == (2 if dj_writes else 0)
+    datajoint_layout = enum_layout(connection, name)
+
+    # dj_dagster binds to datajoint's tables untouched, reads its values, populates the rest
+    before = catalog_snapshot(connection, name)
+    ours = our_pipeline(connection, name, STORED, workdir=str(tmp_path))
+    assert catalog_snapshot(connection, name) == before
+    for table_name, path in STORED["tables"].items():
+        heading = operator.attrgetter(path)(ours)().heading
+        assert {a.name: a.type.text for a in heading if not a.hidden} == STORED_DECLARED[table_name]
+    assert canonical(our_rows(ours, STORED)) == canonical(declared["rows"])
+    assert len(ours.Recording & {"mode": "it's"}) == 1 and len(ours.Analysis * ours.Recording) == len(ours.Analysis)
+    assert ours.Analysis.populate(reserve_jobs=True)["success_count"] == (2 if dj_writes else 4)
+
+    back = run_datajoint(("dump", None), pipeline=STORED)
+    assert len(back["rows"]["__analysis"]) == 4
+    assert canonical(back["rows"]) == canonical(our_rows(ours, STORED))
+    check_store(shared_store, name, back["rows"]["__analysis"])
+
+    # dj_dagster declares the same pipeline with datajoint's enum layout; on PostgreSQL
+    # dropping a table drops the enum types no other table uses, as datajoint does
+    scratch = f"{name}_dd"
+    try:
+        mine = our_pipeline(connection, scratch, STORED)
+        assert enum_layout(connection, scratch) == datajoint_layout
+        if backend == "postgresql":
+            mode_type, quality_type = (dict(((c[1]), c[3]) for c in datajoint_layout[0] if c[0] == "recording")[k]
+                                       for k in ("mode", "quality"))
+            assert mode_type.startswith("enum_") and quality_type != mode_type
+            mine.Analysis.drop(safemode=False)
+            assert enum_types(connection, scratch) == {mode_type, quality_type}
+            mine.Recording.drop(safemode=False)
+            assert enum_types(connection, scratch) == set()
+    finally:
+        dj.Schema(scratch, connection=connection, create_schema=False, create_tables=False).drop(
+            force=True, safemode=False)
+
+
+def test_store_pipeline_from_dj_dagster(backend, peer, shared_store, tmp_path):
+    connection, name, run_datajoint = peer
+    ours = our_pipeline(connection, name, STORED, workdir=str(tmp_path))
+    ours.Recording.insert(recordings(RECORDINGS[:3]))
+    assert ours.Analysis.populate(max_calls=2, reserve_jobs=True)["success_count"] == 2
+    before = catalog_snapshot(connection, name)
+
+    # datajoint declares the same classes (a no-op), adds a recording and, but on MariaDB,
+    # populates the rest through dj_dagster's job queue (its key columns carry the type)
+    if datajoint_writes_stores(connection):
+        done = run_datajoint(("insert", recordings(RECORDINGS[3:])), ("populate", {"reserve_jobs": True}),
+                             ("dump", None), pipeline=STORED)
+        assert done["populated"] == 4
+    else:
+        run_datajoint(("insert", recordings(RECORDINGS[3:])), pipeline=STORED)
+        assert ours.Analysis.populate(reserve_jobs=True)["success_count"] == 2
+        done = run_datajoint(("dump", None), pipeline=STORED)
+    assert done["types"] == STORED_DECLARED
+    assert catalog_snapshot(connection, name) == before
+    connection.invalidate()
+    assert len(done["rows"]["__analysis"]) == 4
+    assert canonical(our_rows(ours, STORED)) == canonical(done["rows"])
+    check_store(shared_store, name, done["rows"]["__analysis"])
+    virtual = dj.virtual_schema(name, connection=dj.Connection(connection.url))
+    assert canonical(our_rows(virtual, STORED)) == canonical(done["rows"])
     virtual.schema.connection.close()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import uuid
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 import dj_dagster as dj
 
@@ -126,3 +128,115 @@ def test_bulk_round_trip_and_duplicates(everything):
     with pytest.raises(dj.DuplicateError, match=r"row 59 with key \{'id': 5\}"):
         everything.insert(fresh)
     assert len(everything()) == 120
+
+
+def _enum_columns(schema) -> dict:
+    """PostgreSQL: (table, column) -> the enum type of each enum column of the schema."""
+    rows = schema.connection.query_all(sa.text(
+        "SELECT table_name, column_name, udt_schema, udt_name FROM information_schema.columns "
+        "WHERE table_schema = :s AND data_type = 'USER-DEFINED'"), {"s": schema.database})
+    return {(t, c): (s, u) for t, c, s, u in rows}
+
+
+def _enum_types(schema) -> set:
+    return {r[0] for r in schema.connection.query_all(sa.text(
+        "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE n.nspname = :s AND t.typtype = 'e'"), {"s": schema.database})}
+
+
+def test_enum_attributes(schema, backend):
+    """Enum values with a quote, in a key a foreign key inherits, restricted, updated and
+    altered; on PostgreSQL, the enum types as datajoint 2.3.5 declares them: named by
+    their values in the table's schema, shared, dropped with the last table using them."""
+    @schema
+    class Mode(dj.Lookup):
+        definition = """
+        mode : enum('fast', 'it''s')
+        ---
+        level = 'low' : enum('low', 'high')
+        """
+        contents = [("fast", "low"), ("it's", "high")]
+
+    @schema
+    class Run(dj.Manual):
+        definition = """
+        -> Mode
+        run : int16
+        ---
+        speed = null : enum('it''s', 'fast')
+        """
+
+    Run.insert([("it's", 1, "fast"), ("fast", 2, None)])
+    assert Mode().heading["mode"].type.args == ("fast", "it's")
+    assert (Run & {"mode": "it's"}).fetch1("speed") == "fast"
+    assert len(Mode * Run) == 2 and len(Run & (Mode & "level = 'high'")) == 1
+    Run.update1({"mode": "it's", "run": 1, "speed": "it's"})
+    assert (Run & "run = 1").fetch1("speed") == "it's"
+    with pytest.raises(dj.DataError, match="not one of"):
+        Run.insert1(("fast", 3, "slow"))
+    level = ("low", "high")
+    if backend != "sqlite":  # SQLite alters comments only
+        level = ("low", "high", "top")
+        Mode().alter("""
+            mode : enum('fast', 'it''s')
+            ---
+            level = 'top' : enum('low', 'high', 'top')
+            """)
+        Mode.update1({"mode": "fast", "level": "top"})
+        reopened = dj.virtual_schema(schema.database, connection=schema.connection).Mode
+        assert sorted(reopened.to_dicts(), key=lambda r: r["mode"]) == [
+            {"mode": "fast", "level": "top"}, {"mode": "it's", "level": "high"}]
+    if backend == "postgresql":
+        from dj_dagster.adapters.postgresql import enum_type_name
+
+        mode_type = (schema.database, enum_type_name(["it's", "fast"]))
+        assert mode_type[1] == "enum_" + hashlib.md5(b"fast_it''s").hexdigest()[:8]
+        assert _enum_columns(schema) == {
+            ("#mode", "mode"): mode_type, ("run", "mode"): mode_type, ("run", "speed"): mode_type,
+            ("#mode", "level"): (schema.database, enum_type_name(level))}
+        Run.drop_quick()  # drops the types no table uses: here the one alter() replaced
+        assert _enum_types(schema) == {mode_type[1], enum_type_name(level)}
+        Mode.drop_quick()
+        assert _enum_types(schema) == set()
+
+
+@pytest.mark.backends("postgresql")
+def test_postgresql_enum_columns_declared_before(schema, backend, monkeypatch):
+    """Enum columns dj_dagster declared before it matched datajoint on PostgreSQL (VARCHAR
+    with a CHECK constraint) keep working: a new table referencing one gets a VARCHAR
+    column too, and alter() turns one into datajoint's enum type."""
+    from dj_dagster.adapters.base import Adapter
+    from dj_dagster.adapters.postgresql import PostgreSQLAdapter, enum_type_name
+
+    with monkeypatch.context() as m:
+        m.setattr(PostgreSQLAdapter, "ddl_type", Adapter.ddl_type)  # the former layout
+
+        @schema
+        class Color(dj.Manual):
+            definition = """
+            color : enum('red', 'green')
+            ---
+            shade = null : enum('dark', 'pale')
+            """
+
+    @schema
+    class Paint(dj.Manual):
+        definition = """
+        -> Color
+        paint : int16
+        ---
+        finish : enum('matt', 'gloss')
+        """
+
+    assert _enum_columns(schema) == {("paint", "finish"): (schema.database, enum_type_name(["matt", "gloss"]))}
+    Color.insert([("red", "dark"), ("green", None)])
+    Paint.insert([("red", 1, "matt"), ("green", 2, "gloss")])
+    assert len(Color * Paint) == 2 and (Paint & {"color": "green"}).fetch1("finish") == "gloss"
+    Color().alter("""
+        color : enum('red', 'green')
+        ---
+        shade = null : enum('dark', 'pale', 'bright')
+        """)
+    Color.update1({"color": "green", "shade": "bright"})
+    assert (Color & {"color": "green"}).fetch1("shade") == "bright"
+    assert _enum_columns(schema)[("color", "shade")] == (schema.database, enum_type_name(["dark", "pale", "bright"]))

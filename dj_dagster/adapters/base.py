@@ -21,6 +21,7 @@ class AlterMixin:
         return (prep.quote_identifier(sa_schema) + "." if sa_schema else "") + prep.quote_identifier(sa_name)
 
     def add_column(self, conn, schema: str, table: str, column: sa.Column) -> None:
+        self.create_types(conn, [column])
         ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
         conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} ADD COLUMN {ddl}")
         self._column_comment(conn, schema, table, column)
@@ -104,6 +105,17 @@ class Adapter(AlterMixin):
                            name=f"{table}_{attr}_enum"[:63] if table else None, length=max(map(len, a)))
         raise ValueError(f"no SQL type for {spec.text}")
 
+    def ddl_type(self, spec: TypeSpec, schema: str | None, table: str, attr: str,
+                 parent: tuple | None = None) -> sa.types.TypeEngine:
+        """The type a column is declared with (``sql_type`` without ``table`` is the one
+        queries bind with). ``parent``: (reflected type, SQLAlchemy schema) of the column
+        a foreign key or a jobs table's key copies."""
+        return self.sql_type(spec, table, attr)
+
+    def create_types(self, conn: Connection, columns: Iterable[sa.Column]) -> None:
+        """Create what the column types need before CREATE TABLE / ADD COLUMN (PostgreSQL
+        enum types)."""
+
     def bytes_type(self) -> sa.types.TypeEngine:
         return sa.LargeBinary()
 
@@ -122,7 +134,8 @@ class Adapter(AlterMixin):
         return (insp.get_table_comment(name, schema=sa_schema).get("text") or ""), cols
 
     def drop_comments(self, conn: Connection, schema: str, table: str) -> None:
-        """Forget stored comments of a dropped table."""
+        """Called after DROP TABLE: forget the table's stored comments (SQLite), or what
+        else outlives it (PostgreSQL's enum types)."""
 
     # --- writes ---------------------------------------------------------------
     def insert(self, table: sa.Table, mode: str | None, key: Iterable[str]) -> Any:

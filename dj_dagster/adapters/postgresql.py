@@ -1,7 +1,14 @@
-"""PostgreSQL through psycopg 3: a DataJoint schema is a PostgreSQL schema."""
+"""PostgreSQL through psycopg 3: a DataJoint schema is a PostgreSQL schema.
+
+``enum`` columns are declared as datajoint 2.3.5 declares them: a native enum type
+``enum_<8 hex digits>`` in the table's schema, named by its values (see
+:func:`enum_type_name`) and shared by every column of the schema with those values; a
+foreign-key column has the type of the parent column. Tables declared by dj_dagster
+before that have VARCHAR columns with a CHECK constraint, which are read as they are."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Iterable
 
 import sqlalchemy as sa
@@ -10,6 +17,15 @@ from sqlalchemy.dialects import postgresql as pg
 from .base import Adapter
 
 COPY_MIN_ROWS = 50
+ENUM_TYPE_PATTERN = "^enum_[0-9a-f]{8}$"
+
+
+def enum_type_name(values: Iterable[str]) -> str:
+    """datajoint 2.3.5's name for the enum type of a value set: ``enum_`` and the first 8
+    hex digits of the MD5 of the values as written between single quotes, sorted and
+    joined by ``_`` (the order of the values does not change the name)."""
+    written = sorted(v.replace("'", "''") for v in values)
+    return "enum_" + hashlib.md5("_".join(written).encode("utf-8")).hexdigest()[:8]
 
 
 class PostgreSQLAdapter(Adapter):
@@ -43,6 +59,52 @@ class PostgreSQLAdapter(Adapter):
         if spec.is_codec and spec.external:
             return pg.JSONB(none_as_null=True)
         return super().sql_type(spec, table, attr)
+
+    def ddl_type(self, spec, schema, table, attr, parent=None):
+        """An enum column gets datajoint's enum type in the table's schema; a column
+        copying a parent column (foreign key, jobs key) gets the parent's type: its enum
+        type (possibly in the parent's schema, as datajoint does) or the VARCHAR of an
+        older dj_dagster table, so that the two compare and reference each other."""
+        if spec.is_codec or spec.name != "enum":
+            return super().ddl_type(spec, schema, table, attr, parent)
+        if parent is not None:
+            parent_type, parent_schema = parent
+            if not isinstance(parent_type, pg.ENUM):
+                return super().ddl_type(spec, schema, table, attr)
+            return pg.ENUM(*parent_type.enums, name=parent_type.name, schema=parent_type.schema or parent_schema,
+                           create_type=False)
+        return pg.ENUM(*spec.args, name=enum_type_name(spec.args), schema=schema, create_type=False)
+
+    def create_types(self, conn, columns):
+        """CREATE TYPE for the enum types not in their schema yet, as datajoint does before
+        CREATE TABLE: an existing type is used as it is, and when columns of one table
+        share a type, the value order of the last one makes it (it orders the values)."""
+        types = {}
+        for column in columns:
+            if isinstance(column.type, pg.ENUM):
+                types[column.type.schema, column.type.name] = column.type
+        for enum_type in types.values():
+            enum_type.create(conn, checkfirst=True)
+
+    def drop_comments(self, conn, schema, table):
+        """Called after DROP TABLE. PostgreSQL keeps comments in its catalog, but enum
+        types outlive their tables: drop datajoint-named enum types of the schema that
+        nothing uses any more, as datajoint's drop does for the types of a dropped table
+        (a type still in use, by a table of this schema or of another, stays). Best effort,
+        as in datajoint: a type a concurrent declaration has just taken stays too."""
+        rows = conn.execute(sa.text(
+            "SELECT t.typname FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname = :schema AND t.typtype = 'e' AND t.typname ~ :pattern AND NOT EXISTS ("
+            "SELECT 1 FROM pg_catalog.pg_depend d WHERE d.refclassid = 'pg_catalog.pg_type'::regclass "
+            "AND d.refobjid = t.oid AND d.deptype = 'n')"), {"schema": schema, "pattern": ENUM_TYPE_PATTERN})
+        prep = conn.dialect.identifier_preparer
+        for (name,) in rows.all():
+            try:
+                with conn.begin_nested():
+                    conn.exec_driver_sql(f"DROP TYPE IF EXISTS {prep.quote_identifier(schema)}."
+                                         f"{prep.quote_identifier(name)}")
+            except sa.exc.DBAPIError:
+                pass
 
     def bytes_type(self):
         return pg.BYTEA()
@@ -92,10 +154,19 @@ class PostgreSQLAdapter(Adapter):
         return getattr(getattr(exc, "orig", None), "sqlstate", None) == "23503"
 
     def modify_column(self, conn, schema, table, column):
-        q = conn.dialect.identifier_preparer.quote_identifier(column.name)
+        """ALTER the type (the old default goes first: it may not cast to the new type),
+        nullability, default and comment. Enum values change by casting through text,
+        and the CHECK constraint of an older dj_dagster enum column goes."""
+        prep = conn.dialect.identifier_preparer
+        q = prep.quote_identifier(column.name)
         target = self._qualified(conn, schema, table)
+        self.create_types(conn, [column])
+        old_check = prep.quote_identifier(f"{self.table_address(schema, table)[1]}_{column.name}_enum"[:63])
+        conn.exec_driver_sql(f"ALTER TABLE {target} DROP CONSTRAINT IF EXISTS {old_check}")
+        conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} DROP DEFAULT")
         type_sql = column.type.compile(dialect=conn.dialect)
-        conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} TYPE {type_sql} USING {q}::{type_sql}")
+        via = "::text" if isinstance(column.type, pg.ENUM) else ""
+        conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} TYPE {type_sql} USING {q}{via}::{type_sql}")
         null = "DROP NOT NULL" if column.nullable else "SET NOT NULL"
         conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} {null}")
         if column.server_default is not None:
@@ -103,8 +174,6 @@ class PostgreSQLAdapter(Adapter):
             if len(default) == 2:
                 conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} SET DEFAULT "
                                      f"{default[1].split(' NOT NULL')[0]}")
-        else:
-            conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} DROP DEFAULT")
         self._column_comment(conn, schema, table, column)
 
     def _column_comment(self, conn, schema, table, column):
