@@ -10,8 +10,30 @@ import pandas as pd
 from .errors import DataJointError, QueryError
 
 
+FETCH_CHUNK = 50_000  # rows per chunk when a fetch streams (to_pandas)
+
+
 class FetchMixin:
     def _fetch_rows(self, attrs: list[str] | None, order_by=None, limit=None, offset=None) -> tuple[list[str], list]:
+        names, stmt = self._fetch_statement(attrs, order_by, limit, offset)
+        rows = self._connection.query_all(stmt)
+        return names, self._decode(names, rows)
+
+    def _fetch_chunks(self, attrs: list[str] | None, order_by=None, limit=None, offset=None):
+        """``names`` and an iterator of decoded row chunks, streamed from the server so
+        that a large result is never held as rows all at once."""
+        names, stmt = self._fetch_statement(attrs, order_by, limit, offset)
+
+        def chunks():
+            # a server-side cursor lives in a transaction (PostgreSQL refuses one in autocommit)
+            with self._connection.transaction(write=False) as conn:
+                result = conn.execute(stmt, execution_options={"stream_results": True, "yield_per": FETCH_CHUNK})
+                for rows in result.partitions():
+                    yield self._decode(names, rows)
+
+        return names, chunks()
+
+    def _fetch_statement(self, attrs: list[str] | None, order_by=None, limit=None, offset=None):
         expr = self
         limit, offset = _count("limit", limit), _count("offset", offset)
         names = list(attrs) if attrs is not None else expr.heading.names
@@ -32,8 +54,7 @@ class FetchMixin:
                 stmt = stmt.offset(int(offset))
         else:
             stmt = expr.make_sql(names)
-        rows = self._connection.query_all(stmt)
-        return names, self._decode(names, rows)
+        return names, stmt
 
     def _decode(self, names: list[str], rows: list) -> list:
         from .codecs import decoder_for
@@ -57,8 +78,20 @@ class FetchMixin:
         return [dict(zip(names, r)) for r in rows]
 
     def to_pandas(self, order_by=None, limit=None, offset=None) -> pd.DataFrame:
-        names, rows = self._fetch_rows(None, order_by, limit, offset)
-        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=names)
+        names, chunks = self._fetch_chunks(None, order_by, limit, offset)
+        # column by column: a frame built from rows keeps views of one object array, which
+        # holds every boxed value of the chunk alive
+        frames = [pd.DataFrame(dict(zip(names, map(list, zip(*rows))))) for rows in chunks]
+        if not frames:
+            frame = pd.DataFrame(columns=names)
+        elif len(frames) == 1:
+            frame = frames[0]
+        else:
+            mixed = len({tuple(f.dtypes) for f in frames}) > 1
+            frame = pd.concat(frames, ignore_index=True)
+            del frames
+            if mixed:  # a chunk whose values were all NULL made object columns: infer them again
+                frame = frame.infer_objects()
         pk = [n for n in self.primary_key if n in names]
         return frame.set_index(pk) if pk else frame
 
