@@ -63,6 +63,9 @@ class DagsterSuite:
         job = next(j for j in repo.get_all_jobs() if j.name.endswith("_populate_partitions"))
         pdef = defs.resolve_asset_graph().get(dg.AssetKey([schema.database, "result"])).partitions_def
         keys = [f"session={i}" for i in range(self.n)]
+        # in-memory event storage: Dagster's CPU cost per partition (two events: planned and
+        # materialized). `dagster dev`'s SQLite storage on disk adds a commit per event
+        # (about 30 ms each here), which no change on our side can remove.
         instance = dg.DagsterInstance.ephemeral()
         instance.add_dynamic_partitions(pdef.name, keys)
 
@@ -77,12 +80,18 @@ class DagsterSuite:
             assert result.success and len(Result()) == self.n
             return len(Result())
 
-        def populate():
-            Result.populate(reserve_jobs=True)
+        def populate_and_start_up():
+            """populate() of all keys but one, and a one-partition run for the last: the
+            same work plus the fixed cost of starting a run, which the target allows."""
+            Result.populate(f"session < {self.n - 1}", reserve_jobs=True)
+            result = job.execute_in_process(instance=instance, partition_key=keys[-1], run_config={
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            assert result.success and len(Result()) == self.n
             return len(Result())
 
-        return Case(name=f"single-run backfill of {self.n} partitions", ours=backfill, peer=populate,
-                    setup=reset, repeats=3, units=(self.n, "partitions"), peer_name="populate(reserve_jobs=True)",
+        return Case(name=f"single-run backfill of {self.n} partitions", ours=backfill, peer=populate_and_start_up,
+                    setup=reset, repeats=3, units=(self.n, "partitions"),
+                    peer_name="populate(reserve_jobs=True) + a 1-partition run",
                     target=1 / 1.3, target_text="<= 1.3x populate + start-up")
 
     def _definitions_case(self) -> Case:
