@@ -6,6 +6,7 @@ A transaction is per thread. Nested ``transaction()`` blocks join the outer one,
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -17,8 +18,35 @@ from .adapters import Adapter, adapter_for
 from .errors import ConnectionError_
 
 
+IDLE_PING_S = 1.0  # a pooled connection idle longer than this is pinged before use
+
+
 def _safe_url(url: sa.URL) -> str:
     return url.render_as_string(hide_password=True)
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    """Check a pooled connection at checkout if it sat idle: a database restarted meanwhile
+    would otherwise fail the first statement of the next transaction. A dead one raises
+    DisconnectionError, on which the pool connects afresh. Busy connections skip the
+    round trip (the reason pool_pre_ping is off)."""
+    dialect = engine.dialect
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_conn, record):
+        record.info["dj_idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn, record, proxy):
+        since = record.info.pop("dj_idle_since", None)
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            if dialect.is_disconnect(exc, dbapi_conn, None):
+                raise sa.exc.DisconnectionError("stale pooled connection") from None
+            raise
 
 
 class Connection:
@@ -35,6 +63,8 @@ class Connection:
             self.engine = self.adapter.create_engine(self.url, **engine_kwargs)
         except Exception as exc:  # the driver's message may embed the URL
             raise ConnectionError_(f"Cannot open {_safe_url(self.url)}: {type(exc).__name__}") from None
+        if self.adapter.server:
+            _ping_when_idle(self.engine)
         self.metadata = sa.MetaData()
         self.tables: dict[str, Any] = {}  # "schema.table" -> Table instance (bound to this connection)
         self._local = threading.local()

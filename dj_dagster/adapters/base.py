@@ -49,6 +49,7 @@ class Adapter(AlterMixin):
     # in one statement (MySQL refuses a subquery on the table it deletes from)
     delete_with_locked_subquery = True
     autocommit_reads = True  # reads outside a transaction need no BEGIN/COMMIT
+    server = True  # a database server, which may restart under an idle pool (not an embedded file)
 
     # --- engine ---------------------------------------------------------------
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:

@@ -32,6 +32,7 @@ class SQLiteAdapter(Adapter):
     supports_comments = False
     skip_locked = False
     autocommit_reads = False  # our BEGIN hook runs on every connection
+    server = False
 
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
         if url.database and url.database != ":memory:":

@@ -30,6 +30,8 @@ class DataJointResource(dg.ConfigurableResource):
     def __repr__(self) -> str:  # never show the URL
         return "DataJointResource(database_url=<hidden>)"
 
+    __str__ = __repr__  # pydantic's str() would print the field
+
 
 def _table_for(key: dg.AssetKey):
     try:
