@@ -29,17 +29,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         os.environ.setdefault("BENCH_SCALE", "0.1")
 
-    from .bench_pg import PgSuite, configure_peer_env, describe_versions
+    from .bench_pg import PgSuite, configure_peer_env
 
     configure_peer_env()  # before anything imports datajoint
-    from . import bench_blob
-    from .harness import environment_notes, markdown, run_cases, write_results
-
     from .bench_dagster import DagsterSuite
+    from .bench_external import ExternalSuite
 
     suite = PgSuite()
-    dagster_suite = DagsterSuite()
-    cases = suite.cases() + bench_blob.harness_cases() + dagster_suite.cases()
+    dagster_suite = DagsterSuite()  # declares its schemas now: close it on every path
+    external_suite = ExternalSuite()
+    try:
+        return _run(args, suite, dagster_suite, external_suite)
+    finally:
+        for s in (suite, dagster_suite, external_suite):
+            try:
+                s.close()
+            except Exception as exc:  # noqa: BLE001 - close the others anyway
+                print(f"{type(s).__name__}.close(): {exc}", file=sys.stderr)
+
+
+def _run(args, suite, dagster_suite, external_suite) -> int:
+    from . import bench_blob
+    from .bench_pg import describe_versions
+    from .harness import environment_notes, markdown, run_cases, write_results
+
+    cases = suite.cases() + bench_blob.harness_cases() + dagster_suite.cases() + external_suite.cases()
     if args.k:
         wanted = [k.lower() for k in args.k]
         cases = [c for c in cases if any(w in f"{c.name} [{c.peer_name}]".lower() for w in wanted)]
@@ -51,21 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         print("no case selected", file=sys.stderr)
         return 2
     if args.profile:
-        try:
-            profile_cases(cases, args.profiler)
-        finally:
-            suite.close()
-            dagster_suite.close()
+        profile_cases(cases, args.profiler)
         return 0
     start = time.perf_counter()
-    try:
-        results = run_cases(cases)
-    finally:
-        suite.close()
-        dagster_suite.close()
+    results = run_cases(cases)
     elapsed = time.perf_counter() - start
     notes = environment_notes([", ".join(describe_versions()), f"sizes: {suite.sizes}",
-                               f"wall time: {elapsed:.0f} s"])
+                               *external_suite.notes(), f"wall time: {elapsed:.0f} s"])
     text = markdown(results, notes=notes)
     print(text)
     path = write_results(text, args.output)

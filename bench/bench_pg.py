@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import warnings
+
+import numpy as np
 import sqlalchemy as sa
 
 from dj_dagster.jobs import pid_alive
@@ -23,6 +25,7 @@ from dj_dagster.jobs import pid_alive
 from .harness import Case
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+MIB = 1024 * 1024
 
 
 def pg_url() -> sa.URL:
@@ -102,6 +105,11 @@ DEFINITIONS = {
     ---
     y : float64
     """,
+    "Array": """
+    id : int32
+    ---
+    data : <blob>
+    """,
     "Cc": """
     -> Cb
     c_id : int32
@@ -123,6 +131,8 @@ CREATE TABLE {s}.dst (k integer PRIMARY KEY REFERENCES {s}.src, out double preci
 CREATE TABLE {s}.ca (a_id integer PRIMARY KEY, x double precision NOT NULL);
 CREATE TABLE {s}.cb (a_id integer NOT NULL REFERENCES {s}.ca ON DELETE CASCADE, b_id integer NOT NULL,
                      y double precision NOT NULL, PRIMARY KEY (a_id, b_id));
+CREATE TABLE {s}.arrayin (id integer PRIMARY KEY, data bytea NOT NULL);
+CREATE TABLE {s}.arrayout (id integer PRIMARY KEY, data bytea NOT NULL);
 CREATE TABLE {s}.cc (a_id integer NOT NULL, b_id integer NOT NULL, c_id integer NOT NULL,
                      z double precision NOT NULL, PRIMARY KEY (a_id, b_id, c_id),
                      FOREIGN KEY (a_id, b_id) REFERENCES {s}.cb ON DELETE CASCADE);
@@ -201,6 +211,7 @@ class PgSuite:
             keys=scaled(2_000),
             cascade_a=scaled(1_000),
             len_loops=50,
+            arrays=scaled(200, 2),
         )
         self.sizes["groups"] = max(2, self.sizes["join"] // 50)
         tag = f"djbench_{os.getpid()}"
@@ -223,12 +234,12 @@ class PgSuite:
         self._drop_stale()
 
     def _drop_stale(self) -> None:
-        """Drop schemas left by killed runs (their pid is gone)."""
+        """Drop schemas left by killed runs (their pid is gone): ``djbench_<pid>_...`` and
+        bench_dagster's ``djbench_<case>_<pid>_...`` (the pid is the first number)."""
         rows = self.raw.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'djbench\\_%'").fetchall()
         for (name,) in rows:
-            try:
-                pid = int(name.split("_")[1])
-            except (IndexError, ValueError):
+            pid = next((int(part) for part in name.split("_")[1:] if part.isdigit()), None)
+            if pid is None:
                 continue
             if pid != os.getpid() and not pid_alive(pid):
                 self.raw.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
@@ -352,11 +363,47 @@ class PgSuite:
             rows = [(k, k * 0.5) for k in range(self.sizes["keys"])]
             for s in self.sides:
                 self.copy_rows(s.sql_name("Src"), ["k", "val"], rows)
+        elif what == "arrays":
+            self._load_arrays()
         elif what == "cascade":
             self.cascade_data = self._cascade_rows()
             for s in self.sides:
                 self._cascade_fill(s, everything=True)
         self._loaded.add(what)
+
+    def _load_arrays(self) -> None:
+        """1 MiB float32 arrays; tables ArrayIn (insert cases) and ArrayOut (fetch cases, filled
+        here) for ours only: datajoint's zlib level 6 over 200 MiB would take minutes."""
+        dj = self.dj_lib
+
+        @self._ours_schema
+        class ArrayIn(dj.Manual):
+            definition = DEFINITIONS["Array"]
+
+        @self._ours_schema
+        class ArrayOut(dj.Manual):
+            definition = DEFINITIONS["Array"]
+
+        self.ours.classes.update(ArrayIn=ArrayIn, ArrayOut=ArrayOut)
+        rng = np.random.default_rng(0)
+        self.arrays = [rng.standard_normal(MIB // 4, dtype=np.float32) for _ in range(self.sizes["arrays"])]
+        ArrayOut.insert(self.array_rows())
+        self.raw_array_insert("ArrayOut")
+
+    def array_rows(self) -> list[dict]:
+        return [{"id": i, "data": a} for i, a in enumerate(self.arrays)]
+
+    def raw_array_insert(self, table: str) -> None:
+        """The raw driver's way: one transaction, executemany, bytea as a binary parameter."""
+        sql = f"INSERT INTO {self.rawside.sql_name(table)} (id, data) VALUES (%s, %b)"
+        with self.raw.transaction(), self.raw.cursor() as cur:
+            cur.executemany(sql, [(i, a.tobytes()) for i, a in enumerate(self.arrays)])
+
+    def raw_array_fetch(self) -> list[dict]:
+        """Binary results (bytea arrives as bytes, no hex decoding), one array view per row."""
+        with self.raw.cursor(binary=True) as cur:
+            cur.execute(f"SELECT id, data FROM {self.rawside.sql_name('ArrayOut')}")
+            return [{"id": i, "data": np.frombuffer(d, dtype=np.float32)} for i, d in cur]
 
     # cascade: A has 2*na rows, each with 10 B rows, each with 4 C rows; the delete removes
     # the first half (a_id < na): na * (1 + 10 + 40) rows, ~51,000 at full scale.
@@ -467,8 +514,6 @@ class PgSuite:
             return run
 
         def raw_arrays():
-            import numpy as np
-
             with self.raw.cursor() as cur:
                 cur.execute(f"SELECT id, a, b, c FROM {self.rawside.sql_name('Fetched')}")
                 rows = cur.fetchall()
@@ -606,6 +651,35 @@ class PgSuite:
                  target_text="<= 0.5x dj", peer_repeats=2, check=pc_dj, **pcommon),
             Case(f"populate {kl} keys reserve_jobs", ours_pop_res, raw_populate, peer_name="psycopg txn per key",
                  check=pc_raw, **pcommon),
+        ]
+
+        # arrays through <blob> (issue #5: "end-to-end insert and fetch of array rows at least 0.5x
+        # the raw driver"); the peer stores the same array bytes in a bytea column --------------
+        narr = sz["arrays"]
+        al = f"{narr} rows of 1 MiB float32 arrays <blob>"
+        prep_arrays = lambda: self.load("arrays")  # noqa: E731
+
+        def arrays_setup(side):
+            self.truncate((self.ours if side == "ours" else self.rawside).sql_name("ArrayIn"))
+
+        def arrays_inserted(_o, _p):
+            counts = [self.count(s.sql_name("ArrayIn")) for s in (self.ours, self.rawside)]
+            if counts != [narr, narr]:
+                raise AssertionError(f"ArrayIn rows (ours, raw) {counts}, expected {narr}")
+
+        def arrays_fetched(o, p):
+            ours_rows, peer_rows = ({r["id"]: r["data"] for r in rows} for rows in (o, p))
+            if len(ours_rows) != narr or len(peer_rows) != narr or not all(
+                    np.array_equal(ours_rows[i], peer_rows[i]) for i in (0, narr - 1)):
+                raise AssertionError("fetched arrays differ between ours and the raw driver")
+
+        acommon = dict(prepare=prep_arrays, units=(narr, "MiB"), peer_name="psycopg binary bytea", target=0.5,
+                       target_text=">= 0.5x raw")
+        out += [
+            Case(f"insert {al}", lambda: C("ours", "ArrayIn").insert(self.array_rows()),
+                 lambda: self.raw_array_insert("ArrayIn"), setup=arrays_setup, check=arrays_inserted, **acommon),
+            Case(f"fetch {al}", lambda: C("ours", "ArrayOut").to_dicts(), self.raw_array_fetch,
+                 check=arrays_fetched, **acommon),
         ]
 
         # cascading delete -------------------------------------------------------------------
