@@ -6,7 +6,7 @@
 
 from .condition import AndList, Not, Top
 from .connection import Connection, conn
-from .errors import (DataError, DataJointError, DeclarationError, DuplicateError, IntegrityError,
+from .errors import (DataError, DataJointError, TransientError, DeclarationError, DuplicateError, IntegrityError,
                      MissingTableError, QueryError, SemanticJoinError)
 from .expression import QueryExpression, U
 from .schema import Schema, VirtualModule, list_schemas, virtual_schema

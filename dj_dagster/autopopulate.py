@@ -156,8 +156,11 @@ class AutoPopulate:
                     continue
                 start = time.perf_counter()
                 try:
-                    done = self._make_one(key, make_kwargs or {}, version, jobs, start)
+                    done = self._connection.retrying(
+                        lambda: self._make_one(key, make_kwargs or {}, version, jobs, start))
                 except (KeyboardInterrupt, SystemExit):
+                    if jobs is not None:
+                        jobs.release(key)  # so that refresh() in this process can return it
                     raise
                 except Exception as exc:
                     if jobs is not None:

@@ -5,6 +5,8 @@ A transaction is per thread. Nested ``transaction()`` blocks join the outer one,
 
 from __future__ import annotations
 
+import logging
+import random
 import threading
 import time
 from contextlib import contextmanager
@@ -18,6 +20,9 @@ from .adapters import Adapter, adapter_for
 from .errors import ConnectionError_
 
 
+log = logging.getLogger(__name__)
+
+RETRY_ATTEMPTS = 4  # runs of a transaction the database rolled back for a deadlock
 IDLE_PING_S = 1.0  # a pooled connection idle longer than this is pinged before use
 
 
@@ -120,6 +125,27 @@ class Connection:
             return
         with self.transaction(write=False) as conn:
             yield conn
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether the database rolled the transaction back for a deadlock or lock wait."""
+        from .errors import TransientError
+
+        return isinstance(exc, TransientError) or (
+            isinstance(exc, sa.exc.DBAPIError) and self.adapter.is_transient(exc))
+
+    def retrying(self, work, attempts: int = RETRY_ATTEMPTS):
+        """Run ``work`` (one whole transaction) again, after a short random pause, when
+        the database rolled it back for a deadlock: the victim's work is redone rather
+        than recorded as an error."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return work()
+            except Exception as exc:
+                if attempt == attempts or self.in_transaction or not self.is_transient(exc):
+                    raise
+                log.info("transaction rolled back by the database (%s); retry %d of %d",
+                         type(exc).__name__, attempt, attempts - 1)
+                time.sleep(random.uniform(0.02, 0.1) * 2 ** attempt)
 
     def execute(self, stmt: Any, params: Any = None) -> sa.CursorResult:
         """Run a write statement inside the current (or a new) transaction."""

@@ -36,6 +36,10 @@ class NotInStoreError(DataJointError):
     """A stored object that the row refers to but the store does not hold."""
 
 
+class TransientError(DataJointError):
+    """A statement lost a deadlock or a lock wait: the same work may succeed if retried."""
+
+
 class ConnectionError_(DataJointError):
     """The database cannot be reached (the URL's password is never shown)."""
 

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import os
 import socket
+import threading
 import traceback
 
 import sqlalchemy as sa
@@ -24,6 +25,10 @@ from .types import parse_type
 
 STATUSES = ("pending", "reserved", "success", "error", "ignore")
 STALE_AFTER = dt.timedelta(hours=24)
+# (jobs table, key) reserved by a make running in this process: refresh() returns this
+# process's other reservations (left when recording a make's outcome failed) to pending
+_HELD: set[tuple[str, tuple]] = set()
+_HELD_LOCK = threading.Lock()
 
 
 def _now() -> dt.datetime:
@@ -201,8 +206,14 @@ class Jobs:
     # --- life cycle -----------------------------------------------------------
     def refresh(self, *restrictions, priority: int = 5, stale_timeout: dt.timedelta | None = STALE_AFTER,
                 version: str | None = None) -> dict[str, int]:
-        """Add pending jobs for keys to do, drop pending jobs whose key is done or gone,
-        and return reservations of dead workers to pending."""
+        """Add pending jobs for keys to do; drop pending jobs whose key is done or gone and
+        error jobs whose key is gone (as datajoint does); return to pending the
+        reservations of dead workers and this process's reservations that no make
+        holds (a make whose error could not be recorded while the database was down).
+        Retried when the database rolls it back for a deadlock."""
+        return self.connection.retrying(lambda: self._refresh(restrictions, priority, stale_timeout, version))
+
+    def _refresh(self, restrictions, priority, stale_timeout, version) -> dict[str, int]:
         target = self.target
         t = self.sa_table
         key = self.key_attrs
@@ -219,30 +230,41 @@ class Jobs:
                 tx.execute(sa.update(t).where(*self._where_key(k), t.c.status == "success").values(
                     status="pending", scheduled_time=now, reserved_time=None, completed_time=None))
             added += len(redo)
-            if rows:  # other workers may add the same keys at the same time
+            if rows:  # other workers may add the same keys at the same time; key order avoids deadlocks
                 adapter = self.connection.adapter
+                rows.sort(key=lambda k: tuple(k[n] for n in key))
                 tx.execute(adapter.insert(t, "skip", key), [
                     {**k, "status": "pending", "priority": priority, "scheduled_time": now, "version": version or ""}
                     for k in rows])
             added += len(rows)
-            # pending jobs whose result exists or whose key left the key source
             source = target.key_source.proj()
-            stale = [dict(zip(key, r)) for r in tx.execute(
-                sa.select(*[t.c[k] for k in key]).where(t.c.status == "pending"))]
-            if stale:
-                still = {tuple(d[n] for n in key) for d in (source - target.proj()).keys()}
-                gone = [d for d in stale if tuple(d[n] for n in key) not in still]
-                for d in gone:
-                    tx.execute(sa.delete(t).where(*self._where_key(d)))
-                removed = len(gone)
+            removed = self._drop(tx, "pending", lambda d: (source - target.proj()) & d)  # done or gone
+            removed += self._drop(tx, "error", lambda d: source & d)  # gone from the key source
+            with _HELD_LOCK:
+                held = {k for n, k in _HELD if n == self._ident}
             for r in tx.execute(sa.select(t).where(t.c.status == "reserved")).mappings().all():
-                dead = (r["host"] == socket.gethostname() and r["pid"] and not pid_alive(r["pid"]))
+                here = r["host"] == socket.gethostname() and r["pid"]
+                dead = here and not pid_alive(r["pid"])
+                orphaned = here and r["pid"] == os.getpid() and tuple(r[k] for k in key) not in held
                 old = stale_timeout is not None and r["reserved_time"] and now - r["reserved_time"] > stale_timeout
-                if dead or old:
+                if dead or orphaned or old:
                     tx.execute(sa.update(t).where(*self._where_key(r), t.c.status == "reserved")
                                .values(status="pending", reserved_time=None, host="", pid=0))
                     recovered += 1
         return {"added": added, "removed": removed, "recovered": recovered}
+
+    def _drop(self, tx, status: str, still_wanted) -> int:
+        """Delete jobs of ``status`` whose key ``still_wanted(keys)`` no longer returns."""
+        t = self.sa_table
+        key = self.key_attrs
+        jobs = [dict(zip(key, r)) for r in tx.execute(sa.select(*[t.c[k] for k in key]).where(t.c.status == status))]
+        if not jobs:
+            return 0
+        still = {tuple(d[n] for n in key) for d in still_wanted(jobs).keys()}
+        gone = [d for d in jobs if tuple(d[n] for n in key) not in still]
+        for d in gone:
+            tx.execute(sa.delete(t).where(*self._where_key(d), t.c.status == status))
+        return len(gone)
 
     def reserve(self, key: dict, version: str | None = None) -> bool:
         t = self.sa_table
@@ -251,6 +273,7 @@ class Jobs:
         with self.connection.transaction() as tx:
             n = tx.execute(sa.update(t).where(*self._where_key(key), t.c.status == "pending").values(**values)).rowcount
             if n == 1:
+                self._hold(key)
                 return True
             exists = tx.execute(sa.select(t.c.status).where(*self._where_key(key))).first()
             if exists is None:
@@ -258,6 +281,7 @@ class Jobs:
                     with tx.begin_nested():
                         tx.execute(sa.insert(t).values(**key, scheduled_time=self._server_now(), priority=5,
                                                        **values))
+                    self._hold(key)
                     return True
                 except sa.exc.IntegrityError:
                     return False
@@ -302,6 +326,19 @@ class Jobs:
             return "removed" if result.rowcount == 1 else None
         return "locked" if result.first() is not None else None
 
+    @property
+    def _ident(self) -> str:
+        return f"{self.target.database}.{self.name}"
+
+    def _hold(self, key: dict) -> None:
+        with _HELD_LOCK:
+            _HELD.add((self._ident, tuple(key[k] for k in self.key_attrs)))
+
+    def release(self, key: dict) -> None:
+        """This process no longer works on the key (called before its outcome is written)."""
+        with _HELD_LOCK:
+            _HELD.discard((self._ident, tuple(key[k] for k in self.key_attrs)))
+
     def pending_keys(self, limit: int | None = None) -> list[dict]:
         t = self.sa_table
         key = self.key_attrs
@@ -317,6 +354,7 @@ class Jobs:
         ``config["jobs_keep_completed"]`` is set."""
         from .settings import config
 
+        self.release(key)
         if claimed == "removed":
             return
         if not config.get("jobs_keep_completed"):
@@ -338,6 +376,7 @@ class Jobs:
     def error(self, key: dict, exc: BaseException, duration: float, claimed: bool = False) -> None:
         """Record a failed make. A claimed key's job was only locked, and the rollback
         released it: it is marked only if still pending (a rival may have taken it)."""
+        self.release(key)
         t = self.sa_table
         msg = f"{type(exc).__name__}: {exc}"[:2047]
         stack = "".join(traceback.format_exception(exc))[-60000:]

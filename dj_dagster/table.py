@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql import visitors
 
 from . import catalog
-from .errors import DataError, DataJointError, DuplicateError, IntegrityError, QueryError
+from .errors import DataError, DataJointError, DuplicateError, IntegrityError, QueryError, TransientError
 from .expression import QueryExpression, next_alias
 from .insert_rows import prepare_rows
 
@@ -202,6 +202,9 @@ class Table(QueryExpression, metaclass=TableMeta):
         except sa.exc.IntegrityError as exc:
             raise self._integrity_error(exc, prepared) from None
         except sa.exc.DBAPIError as exc:
+            if adapter.is_transient(exc):
+                raise TransientError(f"Insert into {self.full_table_name} was rolled back by the database "
+                                     f"({_driver_message(exc)}); it can be retried") from exc
             raise DataError(f"Cannot insert into {self.full_table_name}: {_driver_message(exc)}") from None
 
     def insert1(self, row: Any, **kwargs) -> None:

@@ -165,10 +165,7 @@ def test_load_workers_dagster_and_cascading_deletes(fault_env, spawn, monkeypatc
     assert all(r in deleted or deadlock for r, deadlock in failed), samples
     assert {int(j["root_id"]) for j in error_jobs} <= deleted | deadlocked, samples
     assert lost <= deadlocked, f"remaining roots not computed exactly once: {sorted(lost - deadlocked)[:10]}"
-    if lost or crashed:  # MariaDB: gap locks of cascade deletes and of refresh's inserts
-        pytest.xfail(f"deadlocks: {len(lost)} remaining root(s) never computed (populate records a make that lost "
-                     f"a deadlock as a permanent error job instead of retrying it); {len(crashed)} populate() "
-                     "call(s) raised despite suppress_errors (a deadlock in Jobs.refresh)")
+    assert not lost and not crashed, f"deadlock victims not retried: {len(lost)} lost, {len(crashed)} crashed"
     assert stage == final == sorted(roots)
 
 
@@ -264,9 +261,7 @@ RESTART_KEYS, FAULT_AT = 30, 10
 @pytest.mark.backends("postgresql")
 @pytest.mark.parametrize("style, reserve", [
     ("plain", True), ("plain", False),
-    pytest.param("three_part", True, marks=pytest.mark.xfail(strict=True, reason=(
-        "a committed reservation (three-part/generator make) whose make and error() both fail while the "
-        "database is down stays 'reserved' by the live process; refresh() recovers only dead pids"))),
+    ("three_part", True),
 ])
 def test_postgres_restart_during_populate(pg_schema, style, reserve):
     """PostgreSQL stops in the middle of a make and starts once populate gave up: the key
@@ -575,9 +570,6 @@ def test_secrets_stay_out_of_dagster_errors_and_reprs(backend, tmp_path_factory,
 # --------------------------------------------------------------------------- job hygiene
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Jobs.refresh() drops only pending jobs whose key left the key source; datajoint 2.x also drops "
-    "error (and success) jobs whose key is in neither the key source nor the target"))
 def test_refresh_drops_error_jobs_of_deleted_keys(schema):
     """A make that fails because its input was deleted meanwhile leaves an error job;
     once the key is gone from the key source, refresh() forgets it (as datajoint does),

@@ -156,6 +156,12 @@ class Adapter(AlterMixin):
     def is_duplicate(self, exc: Exception) -> bool:
         return False
 
+    def is_transient(self, exc: Exception) -> bool:
+        """A deadlock or serialization failure (SQLSTATE 40001 / PostgreSQL's 40P01): the
+        transaction was rolled back and may be run again."""
+        orig = getattr(exc, "orig", exc)
+        return getattr(orig, "sqlstate", None) in ("40001", "40P01")
+
     def is_fk_violation(self, exc: Exception) -> bool:
         return False
 

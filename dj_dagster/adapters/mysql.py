@@ -100,6 +100,9 @@ class MySQLAdapter(Adapter):
     def is_duplicate(self, exc):
         return getattr(getattr(exc, "orig", None), "args", [None])[0] == 1062
 
+    def is_transient(self, exc):  # deadlock, lock wait timeout
+        return getattr(getattr(exc, "orig", None), "args", [None])[0] in (1213, 1205)
+
     def is_fk_violation(self, exc):
         return getattr(getattr(exc, "orig", None), "args", [None])[0] in (1451, 1452)
 
