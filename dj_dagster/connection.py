@@ -70,6 +70,8 @@ class Connection:
             raise ConnectionError_(f"Cannot open {_safe_url(self.url)}: {type(exc).__name__}") from None
         if self.adapter.server:
             _ping_when_idle(self.engine)
+        # the same pool, checked out in autocommit (set once per checkout, not per call)
+        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.metadata = sa.MetaData()
         self.tables: dict[str, Any] = {}  # "schema.table" -> Table instance (bound to this connection)
         self._local = threading.local()
@@ -117,7 +119,7 @@ class Connection:
             return
         if self.adapter.autocommit_reads:
             try:
-                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                conn = self._reader.connect()
             except sa.exc.OperationalError as exc:
                 raise ConnectionError_(f"Cannot connect to {_safe_url(self.url)}: {exc.orig}") from None
             with conn:
