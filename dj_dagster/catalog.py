@@ -120,6 +120,7 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
         try:
             adapter.create_types(conn, sa_table.columns)
             sa_table.create(conn)
+            adapter.columns_created(conn, schema, table, sa_table.columns)
         except sa.exc.DBAPIError as exc:
             raise DeclarationError(f"Cannot declare table {schema}.{table}: {getattr(exc, 'orig', exc)}") from None
         adapter.write_comments(conn, schema, table, definition.comment,

@@ -117,6 +117,11 @@ class Adapter(AlterMixin):
         """Create what the column types need before CREATE TABLE / ADD COLUMN (PostgreSQL
         enum types)."""
 
+    def columns_created(self, conn: Connection, schema: str, table: str, columns: Iterable[sa.Column]) -> None:
+        """Hook run after CREATE TABLE, ADD COLUMN or a column type change, in the same
+        transaction: physical settings the column DDL cannot carry (PostgreSQL's bytea
+        storage)."""
+
     def bytes_type(self) -> sa.types.TypeEngine:
         return sa.LargeBinary()
 

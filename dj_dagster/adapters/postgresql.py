@@ -17,6 +17,8 @@ from sqlalchemy.dialects import postgresql as pg
 from .base import Adapter
 
 COPY_MIN_ROWS = 50
+BYTEA_COPY_MAX = 2048  # mean bytea bytes per row up to which text COPY (hex) still beats INSERT
+INSERT_BYTES = 2 * 1024 * 1024  # bytea bytes per INSERT statement (one huge VALUES list is slower)
 ENUM_TYPE_PATTERN = "^enum_[0-9a-f]{8}$"
 
 
@@ -28,6 +30,32 @@ def enum_type_name(values: Iterable[str]) -> str:
     return "enum_" + hashlib.md5("_".join(written).encode("utf-8")).hexdigest()[:8]
 
 
+def _binary_safe(t: sa.types.TypeEngine) -> bool:
+    """Whether psycopg loads a result column of this type to the same Python value from
+    the binary format as from text. Not REAL (binary float4 arrives widened, text rounds
+    it to the shortest repr), nor enums and other types psycopg has no binary loader for
+    (they would arrive as bytes), nor untyped expressions."""
+    if isinstance(t, sa.Float):
+        return isinstance(t, sa.Double)
+    return isinstance(t, (sa.Integer, sa.Numeric, sa.Boolean, sa.String, sa.Date, sa.DateTime, sa.Time,
+                          sa.Uuid, sa.JSON, sa.LargeBinary)) and not isinstance(t, sa.Enum)
+
+
+def _binary_results(conn, cursor, statement, parameters, context, executemany) -> None:
+    """``before_cursor_execute``: a SELECT of bytea columns asks for binary results (psycopg's
+    ``Cursor.format``), sparing the server the hex encoding and the client its decoding
+    (2-3x faster for large values), when every column loads alike in both formats.
+    SQLAlchemy processes the rows as usual."""
+    stmt = getattr(getattr(context, "compiled", None), "statement", None)
+    if stmt is None or not getattr(stmt, "is_select", False):
+        return
+    types = [c.type for c in stmt.selected_columns]
+    if any(isinstance(t, sa.LargeBinary) for t in types) and all(map(_binary_safe, types)):
+        from psycopg.pq import Format
+
+        cursor.format = Format.BINARY
+
+
 class PostgreSQLAdapter(Adapter):
     name = "postgresql"
 
@@ -35,6 +63,8 @@ class PostgreSQLAdapter(Adapter):
         engine = super().create_engine(url, **kwargs)
         # batch executemany INSERTs into multi-row VALUES (psycopg 3 would send one per row)
         engine.dialect.use_insertmanyvalues_wo_returning = True
+        if engine.dialect.driver == "psycopg":
+            sa.event.listen(engine, "before_cursor_execute", _binary_results)
         return engine
 
     def create_schema(self, conn, schema):
@@ -106,6 +136,22 @@ class PostgreSQLAdapter(Adapter):
             except sa.exc.DBAPIError:
                 pass
 
+    def columns_created(self, conn, schema, table, columns):
+        """bytea columns get STORAGE EXTERNAL (out of line, never compressed by the
+        server): their values come from codecs that compress when it pays (blob.pack), and
+        pglz would otherwise try every value over ~2 kB, spending seconds per 100 MiB to
+        store most of them uncompressed after all. Storage is physical: datajoint reads
+        and writes these tables as usual."""
+        prep = conn.dialect.identifier_preparer
+        clauses = [f"ALTER COLUMN {prep.quote_identifier(c.name)} SET STORAGE EXTERNAL"
+                   for c in columns if isinstance(c.type, sa.LargeBinary)]
+        if clauses:
+            conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} {', '.join(clauses)}")
+
+    def add_column(self, conn, schema, table, column):
+        super().add_column(conn, schema, table, column)
+        self.columns_created(conn, schema, table, [column])
+
     def bytes_type(self):
         return pg.BYTEA()
 
@@ -113,10 +159,21 @@ class PostgreSQLAdapter(Adapter):
         return pg.TIMESTAMP(precision=precision)
 
     def bulk_insert(self, conn, table: sa.Table, rows: list[dict], mode: str | None, key: list[str]) -> None:
-        """Plain batches go through COPY (an order of magnitude faster than INSERT);
-        skip/replace modes need ON CONFLICT and use INSERT."""
-        if mode is not None or len(rows) < COPY_MIN_ROWS:
-            return super().bulk_insert(conn, table, rows, mode, key)
+        """Plain batches go through COPY (an order of magnitude faster than INSERT), unless
+        they carry large bytea values: text COPY sends those hex-encoded, INSERT binds them
+        in binary, in statements of about INSERT_BYTES each. skip/replace modes need ON
+        CONFLICT and use INSERT."""
+        if not rows:
+            return
+        binary = [c.name for c in table.columns if c.name in rows[0] and isinstance(c.type, sa.LargeBinary)]
+        size = sum(len(r[c]) for r in rows for c in binary if r[c] is not None)
+        if mode is None and len(rows) >= COPY_MIN_ROWS and size <= BYTEA_COPY_MAX * len(rows):
+            return self._copy(conn, table, rows)
+        page = max(1, min(conn.dialect.insertmanyvalues_page_size, INSERT_BYTES * len(rows) // max(size, 1)))
+        conn.execute(self.insert(table, mode, key), rows, execution_options={"insertmanyvalues_page_size": page})
+
+    def _copy(self, conn, table: sa.Table, rows: list[dict]) -> None:
+        """COPY in text format on the transaction's driver connection."""
         import psycopg
         from psycopg.types.json import Jsonb
 
@@ -167,6 +224,7 @@ class PostgreSQLAdapter(Adapter):
         type_sql = column.type.compile(dialect=conn.dialect)
         via = "::text" if isinstance(column.type, pg.ENUM) else ""
         conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} TYPE {type_sql} USING {q}{via}::{type_sql}")
+        self.columns_created(conn, schema, table, [column])  # a new type has its default storage
         null = "DROP NOT NULL" if column.nullable else "SET NOT NULL"
         conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} {null}")
         if column.server_default is not None:
