@@ -25,6 +25,12 @@ from .codecs import Codec
 from .errors import DataError
 
 
+def _decode_overridden(codec: Codec, cls: type) -> bool:
+    """Whether a subclass of a built-in codec has its own ``decode``, which reading a
+    column together would bypass."""
+    return type(codec).decode is not cls.decode
+
+
 def _store_only(codec: Codec, store: str | None) -> None:
     if store is None:
         raise DataError(f"<{codec.name}> needs an object store: declare it as <{codec.name}@store> or "
@@ -54,6 +60,36 @@ class BlobCodec(Codec):
             stored = get_content(stored)
         return blob.unpack(bytes(stored))
 
+    def decode_many(self, values: list, *, store=None, **kwargs) -> list:
+        if store is None or _decode_overridden(self, BlobCodec):
+            return super().decode_many(values, store=store, **kwargs)
+        from . import blob
+        from .external import get_contents
+
+        return get_contents(values, blob.unpack)
+
+
+def _save_attachment(stored: bytes) -> str:
+    """Write ``filename\\0contents`` into the download folder; its local path."""
+    from .settings import config
+
+    split = stored.index(b"\x00")
+    # only the name: a stored name can never write outside the download folder
+    filename = Path(stored[:split].decode("utf-8")).name or "attachment"
+    contents = stored[split + 1:]
+    folder = Path(config.get("download_path") or ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / filename
+    stem, suffix, n = target.stem, target.suffix, 0
+    while target.exists() and target.read_bytes() != contents:
+        n += 1
+        target = folder / f"{stem}_{n}{suffix}"
+    if not target.exists():
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(contents)
+        os.replace(tmp, target)
+    return str(target)
+
 
 class AttachCodec(Codec):
     """``filename\\0contents``: in the row, or content-addressed with ``@store``."""
@@ -77,29 +113,18 @@ class AttachCodec(Codec):
         return data
 
     def decode(self, stored: Any, *, store=None, **_) -> str:
-        from .settings import config
-
         if store is not None:
             from .external import get_content
 
             stored = get_content(stored)
-        stored = bytes(stored)
-        split = stored.index(b"\x00")
-        # only the name: a stored name can never write outside the download folder
-        filename = Path(stored[:split].decode("utf-8")).name or "attachment"
-        contents = stored[split + 1:]
-        folder = Path(config.get("download_path") or ".")
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / filename
-        stem, suffix, n = target.stem, target.suffix, 0
-        while target.exists() and target.read_bytes() != contents:
-            n += 1
-            target = folder / f"{stem}_{n}{suffix}"
-        if not target.exists():
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(contents)
-            os.replace(tmp, target)
-        return str(target)
+        return _save_attachment(bytes(stored))
+
+    def decode_many(self, values: list, *, store=None, **kwargs) -> list:
+        if store is None or _decode_overridden(self, AttachCodec):
+            return super().decode_many(values, store=store, **kwargs)
+        from .external import get_contents
+
+        return get_contents(values, _save_attachment)
 
 
 class HashCodec(Codec):
@@ -120,6 +145,13 @@ class HashCodec(Codec):
         from .external import get_content
 
         return get_content(stored)
+
+    def decode_many(self, values: list, **kwargs) -> list:
+        if _decode_overridden(self, HashCodec):
+            return super().decode_many(values, **kwargs)
+        from .external import get_contents
+
+        return get_contents(values)
 
 
 class ObjectCodec(Codec):

@@ -21,8 +21,9 @@ store and a database written by either library can be read by the other:
 Uploads made while rows are prepared for one insert are collected and written together
 (:func:`upload_batch`, used by :func:`dj_dagster.insert_rows.prepare_rows`) with the
 store's concurrent ``put_many``, before any row reaches the database: a failed upload
-fails the insert and writes no row. Deleting rows never deletes objects;
-:func:`gc` removes the ones no row refers to any more.
+fails the insert and writes no row. A fetch reads the objects of a column together
+(:func:`get_contents`, with the store's concurrent ``get_many``), in bounded chunks.
+Deleting rows never deletes objects; :func:`gc` removes the ones no row refers to any more.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Iterator, NamedTuple
+from typing import IO, Any, Callable, Iterator, NamedTuple, Sequence
 
 from .errors import DataError, DataJointError, NotInStoreError
 from .settings import config
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ExternalStoreError", "UploadError", "compute_hash", "hash_path", "put_content", "get_content",
-    "upload_batch", "ObjectRef", "NpyRef", "put_object", "put_npy", "filepath_metadata", "gc", "Orphan",
+    "get_contents", "upload_batch", "ObjectRef", "NpyRef", "put_object", "put_npy", "filepath_metadata", "gc", "Orphan",
 ]
 
 HASH_PREFIX = "_hash"
@@ -61,7 +62,8 @@ SCHEMA_PREFIX = "_schema"
 _HASH_NAME = re.compile(r"^[a-z2-7]{26}$")
 _TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _DEFAULT_BATCH_BYTES = 256 * 1024 * 1024  # flush collected uploads beyond this much data
-_EXISTS_WORKERS = 16
+_DOWNLOAD_BATCH_BYTES = 256 * 1024 * 1024  # read at most this much data at a time
+_HASH_WORKERS = min(4, os.cpu_count() or 1)
 _MANIFEST = ".manifest.json"
 
 
@@ -206,14 +208,8 @@ class UploadBatch:
 
 
 def _existing(store: Store, paths: list[str]) -> set[str]:
-    """Which of ``paths`` exist, asked concurrently."""
-    if not paths:
-        return set()
-    if len(paths) == 1:
-        return {p for p in paths if store.exists(p)}
-    with ThreadPoolExecutor(max_workers=min(_EXISTS_WORKERS, len(paths))) as pool:
-        found = list(pool.map(store.exists, paths))
-    return {p for p, ok in zip(paths, found) if ok}
+    """Which of ``paths`` exist, asked concurrently (one HEAD a path on S3)."""
+    return store.exists_many(paths) if paths else set()
 
 
 _current: contextvars.ContextVar[UploadBatch | None] = contextvars.ContextVar("dj_upload_batch", default=None)
@@ -266,14 +262,29 @@ def put_content(table, store: str | None, data: bytes) -> dict:
     return {"hash": content_hash, "path": path, "schema": schema, "store": s.name, "size": len(data)}
 
 
-def _read(meta: dict) -> tuple[Store, bytes]:
-    s = _store(meta.get("store"))
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """Store errors of a read as the library's errors (a missing object: NotInStoreError)."""
     try:
-        return s, s.get(meta["path"])
+        yield
     except ObjectNotFoundError as exc:
         raise NotInStoreError(f"{exc} (the row refers to it; was it removed from the store?)") from None
     except StoreError as exc:
         raise ExternalStoreError(str(exc)) from None
+
+
+def _read(meta: dict) -> tuple[Store, bytes]:
+    s = _store(meta.get("store"))
+    with _reading():
+        return s, s.get(meta["path"])
+
+
+def _check(meta: dict, actual: str) -> None:
+    expected = meta.get("hash")
+    if expected and actual != expected:
+        raise ExternalStoreError(
+            f"Hash mismatch for {meta['path']!r} in store {meta.get('store')!r}: expected {expected}, got "
+            f"{actual}; the object may be corrupted")
 
 
 def get_content(stored: Any) -> bytes:
@@ -281,12 +292,65 @@ def get_content(stored: Any) -> bytes:
     against their hash."""
     meta = _as_meta(stored)
     _, data = _read(meta)
-    expected = meta.get("hash")
-    if expected and compute_hash(data) != expected:
-        raise ExternalStoreError(
-            f"Hash mismatch for {meta['path']!r} in store {meta.get('store')!r}: expected {expected}, got "
-            f"{compute_hash(data)}; the object may be corrupted")
+    if meta.get("hash"):
+        _check(meta, compute_hash(data))
     return data
+
+
+def get_contents(stored: Sequence[Any], convert: Callable[[bytes], Any] | None = None) -> list:
+    """:func:`get_content` for many values (a fetched column), with ``convert`` applied to
+    each value's bytes: the distinct objects are read concurrently (``Store.get_many``), in
+    chunks of at most ``config['download_batch_bytes']`` (256 MiB by default) by their recorded
+    sizes, so memory stays bounded; each chunk is hash-checked in threads (MD5 releases the
+    GIL), then converted in this thread in row order (attachments of one name must not race),
+    before the next is read."""
+    limit = int(config.get("download_batch_bytes") or _DOWNLOAD_BATCH_BYTES)
+    metas = [_as_meta(v) for v in stored]
+    stores = {name: _store(name) for name in {m.get("store") for m in metas}}
+    rows: dict[tuple[Store, str], list[int]] = {}  # (store, path) -> indices of its values
+    for i, m in enumerate(metas):
+        rows.setdefault((stores[m.get("store")], m["path"]), []).append(i)
+    out: list = [None] * len(metas)
+    for chunk in _size_chunks(rows, metas, limit):
+        found: dict[tuple[Store, str], bytes] = {}
+        for s in dict.fromkeys(s for s, _ in chunk):
+            paths = [p for t, p in chunk if t is s]
+            with _reading():
+                got = s.get_many(paths, {p: metas[rows[s, p][0]].get("size") for p in paths})
+            found.update(((s, p), d) for p, d in got.items())
+        checked = [k for k in chunk if any(metas[i].get("hash") for i in rows[k])]
+        for k, actual in zip(checked, _hashes([found[k] for k in checked])):
+            for i in rows[k]:
+                _check(metas[i], actual)
+        for k in chunk:
+            data = found.pop(k)
+            for i in rows[k]:
+                out[i] = convert(data) if convert else data
+    return out
+
+
+def _size_chunks(rows: dict[tuple[Store, str], list[int]], metas: list[dict],
+                 limit: int) -> Iterator[list[tuple[Store, str]]]:
+    """The objects in groups of at most ``limit`` bytes by recorded size (a bigger object
+    is a group of its own)."""
+    chunk: list[tuple[Store, str]] = []
+    total = 0
+    for k, indices in rows.items():
+        size = int(metas[indices[0]].get("size") or 0)
+        if chunk and total + size > limit:
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(k)
+        total += size
+    if chunk:
+        yield chunk
+
+
+def _hashes(datas: list[bytes]) -> list[str]:
+    if len(datas) < 2 or sum(map(len, datas)) < 4 * 1024 * 1024:
+        return [compute_hash(d) for d in datas]
+    with ThreadPoolExecutor(max_workers=min(_HASH_WORKERS, len(datas))) as pool:
+        return list(pool.map(compute_hash, datas))
 
 
 # --------------------------------------------------------------------------- schema-addressed

@@ -57,19 +57,21 @@ class FetchMixin:
         return names, stmt
 
     def _decode(self, names: list[str], rows: list) -> list:
-        from .codecs import decoder_for
+        """Codec values decoded a column at a time: a store-backed column reads its objects
+        concurrently (``Codec.decode_many``) instead of one row after another."""
+        from .codecs import column_decoder_for
 
-        decoders = [(i, decoder_for(self, self.heading[n])) for i, n in enumerate(names) if n in self.heading]
+        decoders = [(i, column_decoder_for(self, self.heading[n])) for i, n in enumerate(names) if n in self.heading]
         decoders = [(i, d) for i, d in decoders if d is not None]
         if not decoders:
             return rows
-        out = []
-        for row in rows:
-            row = list(row)
-            for i, dec in decoders:
-                if row[i] is not None:
-                    row[i] = dec(row[i])
-            out.append(row)
+        out = [list(row) for row in rows]
+        for i, decode in decoders:
+            at = [k for k, row in enumerate(out) if row[i] is not None]
+            if not at:
+                continue
+            for k, value in zip(at, decode([out[k][i] for k in at]), strict=True):
+                out[k][i] = value
         return out
 
     # --- 2.x fetch API --------------------------------------------------------

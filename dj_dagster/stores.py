@@ -28,6 +28,7 @@ secret keys.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import os
 import re
@@ -313,7 +314,9 @@ class Store:
             client_kwargs.setdefault("region_name", region)
         elif self.endpoint_url:
             client_kwargs.setdefault("region_name", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-        config_kwargs = dict(spec.get("config_kwargs") or {})
+        # a deep copy: botocore rewrites ``retries`` in place, which would change
+        # config["stores"], hence the cache key: a new Store (and client) at every get_store
+        config_kwargs = copy.deepcopy(dict(spec.get("config_kwargs") or {}))
         config_kwargs.setdefault("connect_timeout", 10)
         config_kwargs.setdefault("retries", {"max_attempts": 3, "mode": "standard"})
         options: dict[str, Any] = dict(spec.get("options") or {})
@@ -478,6 +481,37 @@ class Store:
             return os.path.isfile(target)
         return bool(self.fs.isfile(target))
 
+    @_guarded("exists")
+    def exists_many(self, paths: Iterable[str]) -> set[str]:
+        """Which of ``paths`` exist, asked concurrently. On S3 one HEAD request a path:
+        ``fs.isfile`` follows a HEAD that finds nothing with a LIST (a missing key costs two
+        requests), and reads any error as absence. Here only "not found" (404) and "access
+        denied" (403, what a HEAD on a missing key answers without ``s3:ListBucket``) mean
+        absent; other errors are raised."""
+        paths = list(dict.fromkeys(paths))
+        targets = [self._abs(self._rel(p)) for p in paths]
+        if not targets:
+            return set()
+        if self.protocol == "s3":
+            found = self._s3_gather(self._s3_head, [(t,) for t in targets])
+        else:
+            found = self._threaded(os.path.isfile if self.protocol == "file" else self.fs.isfile, targets)
+        present = set()
+        for p, ok in zip(paths, found):
+            if isinstance(ok, BaseException):
+                raise self._wrap(ok, "exists", p)
+            if ok:
+                present.add(p)
+        return present
+
+    async def _s3_head(self, target: str) -> bool:
+        bucket, key = target.split("/", 1)  # as given: no glob or ?versionId parsing
+        try:
+            await self.fs._call_s3("head_object", self.fs.kwargs, Bucket=bucket, Key=key)
+        except (FileNotFoundError, PermissionError):
+            return False
+        return True
+
     @_guarded("size")
     def size(self, path: str) -> int:
         target = self._abs(self._rel(path))
@@ -584,17 +618,25 @@ class Store:
             self._threaded(lambda pair: self.fs.pipe_file(*pair), pairs)
 
     @_guarded("get_many")
-    def get_many(self, paths: Iterable[str]) -> dict[str, bytes]:
+    def get_many(self, paths: Iterable[str], sizes: Mapping[str, int] | None = None) -> dict[str, bytes]:
         """``{path: bytes}`` for many objects read concurrently, keyed by the paths given.
-        Raises :class:`ObjectNotFoundError` if any is missing."""
+        Raises :class:`ObjectNotFoundError` if any is missing. ``sizes`` (expected sizes,
+        e.g. recorded in the database) spare S3 reads of objects smaller than a block the
+        HEAD that s3fs sends first to choose between one GET and ranged GETs."""
         paths = list(dict.fromkeys(paths))
         targets = {p: self._abs(self._rel(p)) for p in paths}
         if not targets:
             return {}
         if self.protocol != "s3":
             return dict(zip(paths, self._threaded(self.get, paths)))
+        fs = self.fs
+        small = {p for p, n in (sizes or {}).items() if isinstance(n, int) and 0 <= n <= fs.default_block_size}
+
+        async def read(target: str, one_get: bool) -> bytes:
+            return await (fs._cat_file(target, max_concurrency=1) if one_get else fs._cat_file(target))
+
         # fs.cat(list) would glob-expand paths containing * ? [ ]: read each key as given.
-        values = self._s3_gather("_cat_file", [(t,) for t in targets.values()])
+        values = self._s3_gather(read, [(t, p in small) for p, t in targets.items()])
         out: dict[str, bytes] = {}
         for p, value in zip(paths, values):
             if isinstance(value, BaseException):

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 import dj_dagster as dj
 from dj_dagster import blob, catalog, external
+from dj_dagster.builtin_codecs import HashCodec
 from dj_dagster.external import NpyRef, ObjectRef, Orphan, UploadError, compute_hash, gc
 from dj_dagster.settings import config
 from dj_dagster.stores import Store, StoreError, clear_store_cache, get_store, store_names
@@ -388,6 +389,151 @@ def test_corrupted_or_missing_object(schema, stores):
         (Blobby & {"blobby_id": 2}).fetch1("data")
 
 
+class GetSpy:
+    """Records the paths read by Store.get / Store.get_many, one list a call (not the
+    gets that a local store's get_many makes)."""
+
+    def __init__(self, monkeypatch):
+        self.calls: list[list[str]] = []
+        self.inside = False
+        real_get, real_many = Store.get, Store.get_many
+        spy = self
+
+        def get(self, path):
+            if not spy.inside:
+                spy.calls.append([path])
+            return real_get(self, path)
+
+        def get_many(self, paths, sizes=None):
+            paths = list(paths)
+            spy.calls.append(paths)
+            spy.inside = True
+            try:
+                return real_many(self, paths, sizes)
+            finally:
+                spy.inside = False
+
+        monkeypatch.setattr(Store, "get", get)
+        monkeypatch.setattr(Store, "get_many", get_many)
+
+
+class Doubled(dj.Codec):
+    """A user codec stored through <blob>: declared <doubled@>, its values are decoded after the blob's."""
+
+    name = "doubled"
+    dtype = "<blob>"
+
+    def encode(self, value, **_):
+        return [value, value]
+
+    def decode(self, stored, **_):
+        assert stored[0] == stored[1]
+        return stored[0]
+
+
+def test_fetch_reads_a_column_of_objects_together(schema, store_kind, monkeypatch):
+    @schema
+    class Many(dj.Manual):
+        definition = """
+        many_id : int32
+        ---
+        arr = null : <blob@>
+        raw = null : <hash@>
+        pair = null : <doubled@>
+        """
+
+    n = 30
+    arrays = [np.random.default_rng(k).integers(0, 2**31, 1000, dtype=np.int32) for k in range(7)]  # ~4 kB
+    rows = [{"many_id": i, "arr": arrays[i % 7] if i % 5 else None,
+             "raw": b"%d" % (i % 4), "pair": {"i": i}} for i in range(n)]
+    Many.insert(rows)
+    spy = GetSpy(monkeypatch)
+    got = Many.to_dicts(order_by="many_id")
+    assert [r["many_id"] for r in got] == list(range(n))
+    for r, g in zip(rows, got):
+        assert same(r["arr"], g["arr"]) and g["raw"] == r["raw"] and g["pair"] == {"i": r["many_id"]}
+    # one read a column, each distinct object once: 7 arrays, 4 contents, 30 pairs
+    assert sorted(len(c) for c in spy.calls) == [4, 7, n]
+    assert all(len(set(c)) == len(c) for c in spy.calls)
+    # decoded values are not shared between rows, even for one object
+    assert got[1]["arr"] is not got[8]["arr"]
+
+    spy.calls.clear()
+    config["download_batch_bytes"] = 9000  # two 4 kB arrays a read
+    try:
+        assert same(Many.to_arrays("arr", order_by="many_id")[1], rows[1]["arr"])
+    finally:
+        config.pop("download_batch_bytes")
+    assert [len(c) for c in spy.calls] == [2, 2, 2, 1]
+
+
+class Shouting(HashCodec):
+    """A built-in codec's subclass with its own decode: fetching a column must call it."""
+
+    name = "shouting"
+
+    def decode(self, stored, **kwargs):
+        return super().decode(stored, **kwargs).upper()
+
+
+def test_fetch_uses_the_decode_of_a_builtin_codecs_subclass(schema, stores):
+    @schema
+    class Loud(dj.Manual):
+        definition = """
+        loud_id : int32
+        ---
+        text : <shouting@>
+        """
+
+    Loud.insert([{"loud_id": i, "text": b"word %d" % i} for i in range(3)])
+    assert [r["text"] for r in Loud.to_dicts(order_by="loud_id")] == [b"WORD %d" % i for i in range(3)]
+
+
+def test_fetch_of_many_rows_reports_missing_and_corrupted_objects(schema, store_kind):
+    @schema
+    class Several(dj.Manual):
+        definition = """
+        several_id : int32
+        ---
+        data : <blob@>
+        """
+
+    Several.insert([{"several_id": i, "data": np.arange(i + 1)} for i in range(10)])
+    metas = raw_column(Several, "data")
+    store = get_store("@")
+    store.put(metas[3]["path"], blob.pack(np.arange(99)))
+    with pytest.raises(external.ExternalStoreError, match=f"Hash mismatch for '{metas[3]['path']}'"):
+        Several.to_dicts()
+    store.remove(metas[6]["path"])
+    for query in (Several & "several_id > 3", Several & {"several_id": 6}):  # many rows, or one
+        with pytest.raises(dj.errors.NotInStoreError) as info:
+            query.to_dicts()
+        message = str(info.value)
+        assert f"store '{store.name}': object '{metas[6]['path']}' not found" in message
+        assert "the row refers to it" in message
+    assert [r["several_id"] for r in (Several & "several_id < 3").to_dicts()] == [0, 1, 2]
+
+
+def test_fetch_of_many_attachments_of_one_name(schema, store_kind, tmp_path):
+    @schema
+    class Report(dj.Manual):
+        definition = """
+        report_id : int32
+        ---
+        doc : <attach@>
+        """
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        (src / "report.txt").write_bytes(b"version %d" % (i % 3))
+        Report.insert1({"report_id": i, "doc": src / "report.txt"})
+    paths = [r["doc"] for r in Report.to_dicts(order_by="report_id")]
+    assert [open(p, "rb").read() for p in paths] == [b"version %d" % (i % 3) for i in range(6)]
+    assert len(set(paths)) == 3 and {os.path.basename(p) for p in paths} == {
+        "report.txt", "report_1.txt", "report_2.txt"}
+
+
 # --------------------------------------------------------------------------- <object@>, <npy@>
 
 
@@ -420,6 +566,7 @@ def test_object_and_npy_lazy_references(schema, store_kind, tmp_path, monkeypatc
         raise AssertionError("fetch must not read objects")
 
     monkeypatch.setattr(Store, "get", no_reads)
+    monkeypatch.setattr(Store, "get_many", no_reads)
     rows = Recording.to_dicts(order_by="rec_id")
     monkeypatch.undo()
     ref = rows[0]["waveform"]
@@ -569,6 +716,37 @@ def test_failed_upload_local_and_failed_encoding(schema, stores, monkeypatch):
     assert len(Mixed) == 1
     assert len(gc(schema, dry_run=False)) == 1
     assert len(store.list()) == 1 and same(Mixed.fetch1("data"), np.arange(3))
+
+
+def test_s3_upload_asks_one_head_an_object(schema, stores, s3_endpoint, s3_bucket, monkeypatch):
+    """Before uploading, each content-addressed object costs one HEAD (no LIST when it is
+    missing); objects already there are not uploaded again."""
+    stores({"s3": s3_spec(s3_endpoint, s3_bucket)})
+
+    @schema
+    class Counted(dj.Manual):
+        definition = """
+        counted_id : int32
+        ---
+        data : <hash@s3>
+        """
+
+    store = get_store("s3")
+    calls = []
+    real = store.fs._call_s3
+
+    async def spy(method, *args, **kwargs):
+        calls.append(method)
+        return await real(method, *args, **kwargs)
+
+    monkeypatch.setattr(store.fs, "_call_s3", spy)
+    Counted.insert([{"counted_id": i, "data": b"%d" % i} for i in range(8)])
+    assert sorted(calls) == ["head_object"] * 8 + ["put_object"] * 8
+    calls.clear()
+    Counted.insert([{"counted_id": 10 + i, "data": b"%d" % i} for i in range(9)])  # 8 present, 1 new
+    assert sorted(calls) == ["head_object"] * 9 + ["put_object"]
+    assert [r["data"] for r in Counted.to_dicts(order_by="counted_id")] == [b"%d" % (i % 10) for i in
+                                                                           [*range(8), *range(10, 19)]]
 
 
 def test_uploads_flush_in_bounded_batches(schema, stores, monkeypatch):

@@ -300,6 +300,78 @@ def test_s3_put_many_and_get_many_are_concurrent(s3_store, monkeypatch):
     assert in_flight["max"] > 1
 
 
+def test_exists_many(store):
+    store.put_many({"e/a": b"1", "e/a[1]": b"2", "e/b/c": b""})
+    asked = ["e/a", "e/a[1]", "e/a[2]", "e/a*", "e/b", "e/b/c", "e/missing", "e/a"]
+    assert store.exists_many(asked) == {"e/a", "e/a[1]", "e/b/c"}  # a folder is no object
+    assert store.exists_many([]) == set()
+    with pytest.raises(StoreError, match="must not contain"):
+        store.exists_many(["e/a", "../x"])
+
+
+def test_s3_exists_many_is_one_head_a_key(s3_store, monkeypatch):
+    """No LIST after a HEAD that finds nothing (as fs.isfile does); 404 and 403 mean absent,
+    other errors are raised, not read as absence."""
+    import asyncio
+
+    s3_store.put_many({f"h/{i}": b"%d" % i for i in range(10)})
+    calls, in_flight = [], {"now": 0, "max": 0}
+    real = s3_store.fs._call_s3
+
+    async def spy(method, *args, **kwargs):
+        calls.append(method)
+        in_flight["now"] += 1
+        in_flight["max"] = max(in_flight["max"], in_flight["now"])
+        try:
+            await asyncio.sleep(0.02)
+            if kwargs.get("Key", "").endswith("denied"):
+                raise PermissionError("Forbidden")
+            if kwargs.get("Key", "").endswith("broken"):
+                raise ConnectionResetError("connection reset by peer")
+            return await real(method, *args, **kwargs)
+        finally:
+            in_flight["now"] -= 1
+
+    monkeypatch.setattr(s3_store.fs, "_call_s3", spy)
+    paths = [f"h/{i}" for i in range(20)] + ["h/denied"]
+    assert s3_store.exists_many(paths) == {f"h/{i}" for i in range(10)}
+    assert calls == ["head_object"] * len(paths) and in_flight["max"] > 1
+    with pytest.raises(StoreError, match="exists 'h/broken' failed: ConnectionResetError") as info:
+        s3_store.exists_many(["h/1", "h/broken"])
+    assert not isinstance(info.value, ObjectNotFoundError)
+
+
+def test_s3_store_is_cached_with_nested_botocore_settings(s3_endpoint, bucket, store_config):
+    """botocore rewrites a ``retries`` dict in place: the configuration must not change."""
+    spec = {"protocol": "s3", "endpoint_url": s3_endpoint, "location": f"{bucket}/c", "access_key": TEST_ACCESS_KEY,
+            "secret_key": SECRET, "config_kwargs": {"retries": {"max_attempts": 1}}}
+    store_config({"nested": spec})
+    store = get_store("nested")
+    store.put("x", b"1")
+    assert spec["config_kwargs"] == {"retries": {"max_attempts": 1}}
+    assert get_store("nested") is store
+
+
+def test_get_many_with_known_sizes(store, monkeypatch):
+    """Sizes known in advance spare S3 the HEAD that s3fs sends before each GET."""
+    items = {f"z/{i}": b"%d" % i for i in range(5)}
+    store.put_many(items)
+    calls = []
+    if store.protocol == "s3":
+        real = store.fs._call_s3
+
+        async def spy(method, *args, **kwargs):
+            calls.append(method)
+            return await real(method, *args, **kwargs)
+
+        monkeypatch.setattr(store.fs, "_call_s3", spy)
+    sizes = {p: len(d) for p, d in items.items()}
+    assert store.get_many(items, sizes) == items
+    assert calls == ["get_object"] * 5 or store.protocol == "file"
+    with pytest.raises(ObjectNotFoundError, match="'z/missing' not found"):
+        store.get_many(["z/1", "z/missing"], {"z/1": 1, "z/missing": 3})
+
+
 def test_glob_characters_are_literal(store):
     store.put("g/a1", b"plain")
     store.put("g/a[1]", b"brackets")
@@ -445,6 +517,7 @@ def test_secret_never_in_repr_or_errors(s3_endpoint, bucket, store_config):
         ("dead", lambda s: s.list()),
         ("nobucket", lambda s: s.put("x", b"1")),
         ("nobucket", lambda s: s.get_many(["x", "y"])),
+        ("dead", lambda s: s.exists_many(["x", "y"])),
         ("nobucket", lambda s: s.put_many({"x": b"1", "y": b"2"})),
         ("good", lambda s: s.get("missing")),
     ]:
