@@ -26,9 +26,9 @@ Cases (``N = 200 * BENCH_SCALE`` objects or rows of 1 MiB each):
 - ``s3 insert <hash@s3>``: one insert of N rows (SQLite) with batched uploads vs
   ``config['upload_batch_bytes'] = 1`` (one upload at a time).  Every run inserts new content,
   so deduplication never skips an upload.
-- ``s3 fetch <blob@s3>``: ``to_dicts()`` of N rows of 1 MiB float32 arrays (which reads their
-  objects one after another) against the same rows' objects read with one ``get_many``, then
-  hash-checked and unpacked in threads: what a concurrent fetch would gain.
+- ``s3 fetch <blob@s3>``: ``to_dicts()`` of N rows of 1 MiB float32 arrays (which reads a
+  column's objects concurrently) against the same rows' objects read with one ``get_many``,
+  then hash-checked and unpacked in threads: the floor for the database round trip on top.
 - ``file put``: ``put_many`` vs ``put`` on a local folder store.
 
 Run: ``python -m bench -k s3`` (or ``-k "file put"``).
