@@ -992,10 +992,15 @@ def translate(
     The result is plain SQL: when handing it to ``sqlalchemy.text()`` remember
     that ``:name`` sequences are taken as bind parameters.
     """
-    items: tuple[tuple[str, str], ...] = ()
-    if qualify:
-        items = tuple(sorted((str(k).lower(), str(v)) for k, v in qualify.items()))
-    return _translate(text, dialect, items, kind)
+    # Aliases of subqueries are numbered per query; the translation is cached with
+    # placeholders for them, so that the same text over the same shape is translated once.
+    aliases: dict[str, str] = {}
+    items = tuple((column, aliases.setdefault(alias, f"__dj_alias{len(aliases)}__"))
+                  for column, alias in sorted((str(k).lower(), str(v)) for k, v in (qualify or {}).items()))
+    sql = _translate(text, dialect, items, kind)
+    for alias, token in aliases.items():
+        sql = sql.replace(token, alias)
+    return sql
 
 
 @functools.lru_cache(maxsize=8192)
