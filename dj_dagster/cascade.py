@@ -115,6 +115,7 @@ def drop_tables(connection, names: list[str]) -> None:
             for sql_name in (jobs_table_name(table), table):  # its jobs table, then the table
                 tx.execute(sa.text(f"DROP TABLE IF EXISTS {adapter._qualified(tx, schema, sql_name)}"))
                 adapter.drop_comments(tx, schema, sql_name)
+            catalog.forget_lineage(tx, adapter, schema, table)
             connection.tables.pop(name, None)
             connection.__dict__.get("classes", {}).pop(name, None)
     connection.invalidate()

@@ -183,6 +183,15 @@ def _write_lineage(conn, adapter, schema: str, table: str, definition: TableDef)
                                     for k, v in rows.items()])
 
 
+def forget_lineage(conn, adapter, schema: str, table: str) -> None:
+    """Remove a dropped table's ``~lineage`` rows, as datajoint does."""
+    if adapter.name not in ("mysql", "postgresql"):
+        return
+    t = lineage_table(adapter, schema)
+    if sa.inspect(conn).has_table(t.name, schema=t.schema):
+        conn.execute(sa.delete(t).where(t.c.table_name == table))
+
+
 def build_column(adapter, a: Attribute, schema: str, table: str, parent: tuple | None = None) -> sa.Column:
     """The DDL column of an attribute (type per backend, default, comment); ``parent``:
     (reflected type, schema) of the parent column a foreign-key attribute references."""

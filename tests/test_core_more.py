@@ -161,3 +161,35 @@ def test_processes_run_in_parallel(schema):
     result = Square.populate(processes=2, reserve_jobs=True)
     assert result["success_count"] == 20 and len(Square()) == 20
     assert len(set(Square.to_arrays("pid"))) == 2
+
+
+@pytest.mark.backends("mysql", "postgresql")
+def test_drop_removes_lineage_rows(schema):
+    """datajoint reads ``~lineage`` for its semantic checks: a dropped table's rows go with it."""
+    import sqlalchemy as sa
+
+    from dj_dagster import catalog
+
+    @schema
+    class Animal(dj.Manual):
+        definition = """
+        animal_id : int32
+        """
+
+    @schema
+    class Visit(dj.Manual):
+        definition = """
+        -> Animal
+        visit : int16
+        """
+
+    conn = schema.connection
+    t = catalog.lineage_table(conn.adapter, schema.database)
+
+    def lineage():
+        with conn.reading() as c:
+            return sorted(tuple(r) for r in c.execute(sa.select(t.c.table_name, t.c.attribute_name)))
+
+    assert lineage() == [("animal", "animal_id"), ("visit", "animal_id"), ("visit", "visit")]
+    Visit.drop_quick()
+    assert lineage() == [("animal", "animal_id")]
