@@ -164,7 +164,7 @@ def _write_lineage(conn, adapter, schema: str, table: str, definition: TableDef)
     """Record the lineage of a declared table where datajoint-python looks for it, so
     that datajoint can join it with the tables it declared itself (MySQL and PostgreSQL,
     datajoint's backends)."""
-    if adapter.name not in ("mysql", "postgresql"):
+    if not adapter.keeps_lineage:
         return
     rows = {}
     for fk in definition.foreign_keys:
@@ -185,7 +185,7 @@ def _write_lineage(conn, adapter, schema: str, table: str, definition: TableDef)
 
 def forget_lineage(conn, adapter, schema: str, table: str) -> None:
     """Remove a dropped table's ``~lineage`` rows, as datajoint does."""
-    if adapter.name not in ("mysql", "postgresql"):
+    if not adapter.keeps_lineage:
         return
     t = lineage_table(adapter, schema)
     if sa.inspect(conn).has_table(t.name, schema=t.schema):

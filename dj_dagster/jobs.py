@@ -115,7 +115,7 @@ class Jobs:
                              server_default=default if create else None,
                              comment=f":{spec.text}:" if adapter.supports_comments else None)
 
-        now = sa.text("CURRENT_TIMESTAMP(3)" if adapter.name in ("mysql", "postgresql") else "CURRENT_TIMESTAMP")
+        now = sa.text(adapter.timestamp_default)
         columns = [col(a.name, "", key=True, spec=a.type) for a in self.source_heading if a.in_key] + [
             col("status", "enum(" + ",".join(f"'{s}'" for s in STATUSES) + ")"),
             col("priority", "int8"),
@@ -143,10 +143,10 @@ class Jobs:
                         if create and adapter.supports_comments else None)
 
     def _server_now(self):
-        """The server's clock (as SQL), which datajoint compares scheduled_time with."""
-        if self.connection.adapter.name in ("mysql", "postgresql"):
-            return sa.func.localtimestamp()
-        return _now()
+        """The server's clock (as SQL), which datajoint compares scheduled_time with, or
+        the client's where the adapter has none."""
+        now = self.connection.adapter.clock()
+        return _now() if now is None else now
 
     def _now_param(self):
         """The server's clock in a cached statement (SQLite's is bound per call as ``p_now``)."""
@@ -155,9 +155,8 @@ class Jobs:
 
     def _clock(self, tx) -> dt.datetime:
         """The server's clock, read."""
-        if self.connection.adapter.name in ("mysql", "postgresql"):
-            return tx.execute(sa.select(sa.func.localtimestamp())).scalar()
-        return _now()
+        now = self.connection.adapter.clock()
+        return _now() if now is None else tx.execute(sa.select(now)).scalar()
 
     def _stack(self, text: str):
         if not self._blob_stack:

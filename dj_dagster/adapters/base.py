@@ -50,12 +50,19 @@ class Adapter(AlterMixin):
     delete_with_locked_subquery = True
     autocommit_reads = True  # reads outside a transaction need no BEGIN/COMMIT
     server = True  # a database server, which may restart under an idle pool (not an embedded file)
+    keeps_lineage = True  # datajoint's backends: ~lineage rows for its semantic checks
+    timestamp_default = "CURRENT_TIMESTAMP(3)"  # a datetime(3) column's default
 
     # --- engine ---------------------------------------------------------------
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
         # no pre-ping round trip per checkout: a dropped connection fails one statement,
         # is invalidated, and the next call reconnects
         return sa.create_engine(url, pool_recycle=1800, **kwargs)
+
+    def clock(self) -> sa.ColumnElement | None:
+        """The server's clock as SQL, which datajoint compares job times with; None where
+        the client's clock (UTC) is bound instead."""
+        return sa.func.localtimestamp()
 
     def begin(self, conn: Connection, write: bool) -> None:
         """Hook run when a transaction starts (SQLite takes its write lock here)."""

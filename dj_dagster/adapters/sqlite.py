@@ -33,6 +33,11 @@ class SQLiteAdapter(Adapter):
     skip_locked = False
     autocommit_reads = False  # our BEGIN hook runs on every connection
     server = False
+    keeps_lineage = False
+    timestamp_default = "CURRENT_TIMESTAMP"
+
+    def clock(self):
+        return None  # job times bind the client's UTC clock, as a datetime (not SQLite's text)
 
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
         if url.database and url.database != ":memory:":
