@@ -201,22 +201,13 @@ class AutoPopulate:
         stamp_token = _make_stamp.set(stamp)
         try:
             if inspect.isgeneratorfunction(type(self).make):
-                return self._make_generator(key, make_kwargs, finish, jobs, stamp)
+                return self._make_generator(key, make_kwargs, finish, jobs, version)
             if self._three_part:
                 fetched = self.make_fetch(key)
                 computed = self.make_compute(key, *_as_tuple(fetched), **make_kwargs)
-                with conn.transaction():
-                    if self._has_key(key):
-                        if jobs is not None:
-                            jobs.complete(key, 0.0, version)
-                        return False
-                    again = self.make_fetch(key)
-                    if not _same(_as_tuple(fetched), _as_tuple(again)):
-                        raise IntegrityError(f"{self.full_table_name}: upstream data for {key} changed during "
-                                             "make_compute; the key will be retried")
-                    self.make_insert(key, *_as_tuple(computed))
-                    finish()
-                return True
+                return self._insert_if_unchanged(key, fetched, lambda: self.make_fetch(key),
+                                                 lambda: self.make_insert(key, *_as_tuple(computed)),
+                                                 finish, jobs, version, during="make_compute")
             try:
                 with conn.transaction() as tx:
                     if jobs is not None:
@@ -236,29 +227,43 @@ class AutoPopulate:
             _make_stamp.reset(stamp_token)
             _inside_make.reset(token)
 
-    def _make_generator(self, key: dict, make_kwargs: dict, finish, jobs, stamp) -> bool:
+    def _make_generator(self, key: dict, make_kwargs: dict, finish, jobs, version: str) -> bool:
         """Generator-style make: ``fetched = yield``-protocol as in datajoint 2.x. The
         first pass fetches and computes outside a transaction; the second fetches again
         inside it, checks nothing changed, and receives the result to insert."""
-        conn = self._connection
         gen = self.make(dict(key), **make_kwargs)
         fetched = next(gen)
         computed = next(gen)
         gen.close()
-        with conn.transaction():
-            if self._has_key(key):
-                if jobs is not None:
-                    jobs.complete(key, 0.0)
-                return False
-            gen = self.make(dict(key), **make_kwargs)
-            again = next(gen)
-            if not _same(_as_tuple(fetched), _as_tuple(again)):
-                raise IntegrityError(f"{self.full_table_name}: upstream data for {key} changed during the "
-                                     "computation; the key will be retried")
+        again = None
+
+        def refetch():
+            nonlocal again
+            again = self.make(dict(key), **make_kwargs)
+            return next(again)
+
+        def insert():
             try:
-                gen.send(computed)
+                again.send(computed)
             except StopIteration:
                 pass
+
+        return self._insert_if_unchanged(key, fetched, refetch, insert, finish, jobs, version,
+                                         during="the computation")
+
+    def _insert_if_unchanged(self, key: dict, fetched, refetch, insert, finish, jobs, version: str,
+                             during: str) -> bool:
+        """The second half of a make computed outside a transaction: inside one, skip a key
+        made meanwhile, fetch again, and insert only if the inputs did not change."""
+        with self._connection.transaction():
+            if self._has_key(key):
+                if jobs is not None:
+                    jobs.complete(key, 0.0, version)
+                return False
+            if not _same(_as_tuple(fetched), _as_tuple(refetch())):
+                raise IntegrityError(f"{self.full_table_name}: upstream data for {key} changed during "
+                                     f"{during}; the key will be retried")
+            insert()
             finish()
         return True
 
