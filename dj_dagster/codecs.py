@@ -68,21 +68,9 @@ def encoder_for(table, attr) -> Callable[[Any, dict], Any] | None:
     return encode
 
 
-def decoder_for(expr, attr) -> Callable[[Any], Any] | None:
-    if not attr.codec:
-        return None
-    chain = list(reversed(_chain(get_codec(attr.codec))))
-    store = attr.type.store
-
-    def decode(stored):
-        for c in chain:
-            stored = c.decode(stored, store=store, table=expr, attribute=attr.name)
-        return stored
-    return decode
-
-
 def column_decoder_for(expr, attr) -> Callable[[list], list] | None:
-    """Like :func:`decoder_for`, for a list of values (no NULL) decoded together."""
+    """The codec chain's decoding of a column's values (no NULL among them), decoded
+    together so that store-backed codecs can read their objects concurrently."""
     if not attr.codec:
         return None
     chain = list(reversed(_chain(get_codec(attr.codec))))

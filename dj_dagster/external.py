@@ -193,7 +193,8 @@ class UploadBatch:
             store = self.stores[name]
             where = next((p.where for p in items.values() if p.where), "")
             try:
-                present = _existing(store, [p for p, item in items.items() if item.dedup])
+                # one HEAD a path on S3, asked concurrently
+                present = store.exists_many([p for p, item in items.items() if item.dedup])
                 todo = {p: item.data for p, item in items.items() if p not in present}
                 if len(todo) == 1:
                     store.put(*next(iter(todo.items())))
@@ -205,11 +206,6 @@ class UploadBatch:
                 raise UploadError(f"{target}uploading {len(items)} object(s) to store {name!r} failed: {exc}") from exc
             self.uploaded += len(todo)
             self.skipped += len(items) - len(todo)
-
-
-def _existing(store: Store, paths: list[str]) -> set[str]:
-    """Which of ``paths`` exist, asked concurrently (one HEAD a path on S3)."""
-    return store.exists_many(paths) if paths else set()
 
 
 _current: contextvars.ContextVar[UploadBatch | None] = contextvars.ContextVar("dj_upload_batch", default=None)
