@@ -89,9 +89,7 @@ class Table(QueryExpression, metaclass=TableMeta):
             # compiled cache and the server's prepared statements are reused (self-joins
             # wrap one side in a subquery of its own name). Built once per table: every
             # restriction in a make() starts from it.
-            alias = info.sa_table.alias(_alias_for(info.name))
-            source = info.__dict__["query_source"] = (alias, {c.name: c for c in alias.columns},
-                                                       frozenset([alias.name]))
+            source = info.__dict__["query_source"] = _query_source(info.sa_table, _alias_for(info.name))
         self._connection = cls._schema.connection
         self._from, self._cols, self._aliases = source  # expressions copy _cols before changing it
         self._where = []
@@ -301,8 +299,7 @@ class Table(QueryExpression, metaclass=TableMeta):
         """This table under an alias object of its own, so that a restriction's references
         to it can be told apart from those of other expressions over the same table."""
         new = self._copy()
-        new._from = self.sa_table.alias(self._from.name)
-        new._cols = {c.name: c for c in new._from.columns}
+        new._from, new._cols, new._aliases = _query_source(self.sa_table, self._from.name)
         new._own_from = new._from
         return new
 
@@ -364,6 +361,12 @@ def _names_alias_in_text(clause) -> bool:
     if isinstance(clause, (sa.sql.selectable.SelectBase, sa.FromClause)):
         return False
     return any(_names_alias_in_text(c) for c in clause.get_children())
+
+
+def _query_source(sa_table: sa.Table, alias_name: str) -> tuple:
+    """The table under an alias: (alias, its columns by name, the set of alias names)."""
+    alias = sa_table.alias(alias_name)
+    return alias, {c.name: c for c in alias.columns}, frozenset([alias.name])
 
 
 def _alias_for(table_name: str) -> str:
