@@ -146,36 +146,37 @@ class AutoPopulate:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(keys), desc=type(self).__name__)
-        try:
-            for i, key in enumerate(keys):
-                skip = made_elsewhere.made(i) if made_elsewhere is not None else (
-                    not claim and not jobs.reserve(key, version))
-                if skip:
+        with self._connection.pinned():
+            try:
+                for i, key in enumerate(keys):
+                    skip = made_elsewhere.made(i) if made_elsewhere is not None else (
+                        not claim and not jobs.reserve(key, version))
+                    if skip:
+                        if bar is not None:
+                            bar.update(1)
+                        continue
+                    start = time.perf_counter()
+                    try:
+                        done = self._connection.retrying(
+                            lambda: self._make_one(key, make_kwargs or {}, version, jobs, start))
+                    except (KeyboardInterrupt, SystemExit):
+                        if jobs is not None:
+                            jobs.release(key)  # so that refresh() in this process can return it
+                        raise
+                    except Exception as exc:
+                        if jobs is not None:
+                            jobs.error(key, exc, time.perf_counter() - start, claimed=claim)
+                        if not suppress_errors:
+                            raise
+                        errors.append((key, exc))
+                        log.warning("%s: make(%s) failed: %s", self.full_table_name, key, exc)
+                    else:
+                        success += int(done)
                     if bar is not None:
                         bar.update(1)
-                    continue
-                start = time.perf_counter()
-                try:
-                    done = self._connection.retrying(
-                        lambda: self._make_one(key, make_kwargs or {}, version, jobs, start))
-                except (KeyboardInterrupt, SystemExit):
-                    if jobs is not None:
-                        jobs.release(key)  # so that refresh() in this process can return it
-                    raise
-                except Exception as exc:
-                    if jobs is not None:
-                        jobs.error(key, exc, time.perf_counter() - start, claimed=claim)
-                    if not suppress_errors:
-                        raise
-                    errors.append((key, exc))
-                    log.warning("%s: make(%s) failed: %s", self.full_table_name, key, exc)
-                else:
-                    success += int(done)
+            finally:
                 if bar is not None:
-                    bar.update(1)
-        finally:
-            if bar is not None:
-                bar.close()
+                    bar.close()
         return {"success_count": success, "error_list": errors}
 
     def _make_one(self, key: dict, make_kwargs: dict, version: str | None = None, jobs=None,

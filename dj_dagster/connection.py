@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection as SAConnection
 from . import settings
 from .adapters import Adapter, adapter_for
 from .errors import ConnectionError_
+from .execution import DirectExecutor
 
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Connection:
             _ping_when_idle(self.engine)
         # the same pool, checked out in autocommit (set once per checkout, not per call)
         self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.direct = DirectExecutor(self.engine)
         self.metadata = sa.MetaData()
         self.tables: dict[str, Any] = {}  # "schema.table" -> Table instance (bound to this connection)
         self._local = threading.local()
@@ -96,18 +98,46 @@ class Connection:
         if current is not None:
             yield current
             return
-        try:
-            conn = self.engine.connect()
-        except sa.exc.OperationalError as exc:
-            raise ConnectionError_(f"Cannot connect to {_safe_url(self.url)}: {exc.orig}") from None
-        if write:
-            conn.execution_options(dj_write=True)
+        pinned = getattr(self._local, "pinned", None)
+        if pinned is not None:
+            conn = pinned
+            if conn.invalidated:  # lost with its server: reconnect now, failing as connect() would
+                try:
+                    conn.connection
+                except sa.exc.OperationalError as exc:
+                    raise ConnectionError_(f"Cannot connect to {_safe_url(self.url)}: {exc.orig}") from None
+        else:
+            try:
+                conn = self.engine.connect()
+            except sa.exc.OperationalError as exc:
+                raise ConnectionError_(f"Cannot connect to {_safe_url(self.url)}: {exc.orig}") from None
+        conn.execution_options(dj_write=write)
         self._local.conn = conn
         try:
             with conn.begin():
                 yield conn
         finally:
             self._local.conn = None
+            if pinned is None:
+                conn.close()
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Keep one pooled connection for this thread's transactions until the block ends:
+        a loop of short transactions (populate's one per key) then skips the pool's
+        checkout and checkin per transaction."""
+        if getattr(self._local, "pinned", None) is not None or self.in_transaction:
+            yield
+            return
+        try:
+            conn = self.engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise ConnectionError_(f"Cannot connect to {_safe_url(self.url)}: {exc.orig}") from None
+        self._local.pinned = conn
+        try:
+            yield
+        finally:
+            self._local.pinned = None
             conn.close()
 
     @contextmanager
@@ -155,12 +185,13 @@ class Connection:
             return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
 
     def query_all(self, stmt: Any, params: Any = None) -> list:
+        """Every row, as sequences (straight from the driver when the statement allows)."""
         with self.reading() as conn:
-            return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).all()
+            return self.direct.rows(conn, stmt, params)
 
     def scalar(self, stmt: Any, params: Any = None) -> Any:
-        with self.reading() as conn:
-            return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).scalar()
+        rows = self.query_all(stmt, params)
+        return rows[0][0] if rows else None
 
     # --- dependencies ---------------------------------------------------------
     @property

@@ -22,13 +22,18 @@ from .heading import Attribute, Heading
 from .sqltext import SQLTextError, referenced_columns, translate
 from .types import parse_type
 
-_alias_counter = itertools.count()
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 UNKNOWN_TYPE = parse_type("float64")
 
 
-def next_alias() -> str:
-    return f"_q{next(_alias_counter)}"
+def next_alias(*exprs: "QueryExpression", taken: frozenset = frozenset()) -> str:
+    """A subquery name used nowhere in ``exprs``. Chosen by position, not from a global
+    counter, so that building the same query twice gives the same SQL: SQLAlchemy's
+    compiled cache and the server's prepared statements then serve the repeats."""
+    used = taken.union(*(e._used for e in exprs))
+    for i in itertools.count():
+        if f"_q{i}" not in used:
+            return f"_q{i}"
 
 
 class QueryExpression(FetchMixin):
@@ -38,7 +43,8 @@ class QueryExpression(FetchMixin):
     _heading: Heading | None = None
     _from = None
     _cols: dict[str, Any] | None = None
-    _aliases: frozenset = frozenset()
+    _aliases: frozenset = frozenset()  # names of the FROM clause's own tables and subqueries
+    _used: frozenset = frozenset()  # every alias name anywhere in the statement (nested ones too)
     _where: list = []
     _group_by: list | None = None
     _distinct: bool = False
@@ -73,7 +79,7 @@ class QueryExpression(FetchMixin):
         """A generic expression with the same content (tables become queries)."""
         new = QueryExpression.__new__(QueryExpression)
         new.__dict__.update({k: v for k, v in self.__dict__.items()
-                             if k in ("_connection", "_heading", "_from", "_cols", "_aliases", "_where",
+                             if k in ("_connection", "_heading", "_from", "_cols", "_aliases", "_used", "_where",
                                       "_group_by", "_distinct", "_order_by", "_limit", "_offset")})
         new._heading = self.heading
         new._cols = dict(self._cols)
@@ -101,15 +107,16 @@ class QueryExpression(FetchMixin):
             stmt = stmt.offset(self._offset)
         return stmt
 
-    def _wrapped(self) -> "QueryExpression":
-        """This expression as a named subquery: a fresh, simple expression."""
-        sub = self.make_sql().subquery(next_alias())
+    def _wrapped(self, taken: frozenset = frozenset()) -> "QueryExpression":
+        """This expression as a named subquery (a name not in ``taken``): a fresh, simple expression."""
+        sub = self.make_sql().subquery(next_alias(self, taken=taken))
         new = QueryExpression.__new__(QueryExpression)
         new._connection = self._connection
         new._heading = self._heading
         new._from = sub
         new._cols = {n: sub.c[n] for n in self._cols}
         new._aliases = frozenset([sub.name])
+        new._used = self._used | new._aliases
         new._where = []
         return new
 
@@ -150,9 +157,11 @@ class QueryExpression(FetchMixin):
         common = [n for n in self.heading.names if n in other.heading.attributes]
         if isinstance(other, U):
             raise QueryError("Cannot restrict by U(...)")
+        name = next_alias(self, other)
+        self._used = self._used | other._used | {name}  # self is the restriction's fresh copy
         if not common:
-            return sa.exists(other.make_sql([next(iter(other._cols))]).subquery(next_alias()).select())
-        sub = other.make_sql(common).subquery(next_alias())
+            return sa.exists(other.make_sql([next(iter(other._cols))]).subquery(name).select())
+        sub = other.make_sql(common).subquery(name)
         return sa.exists(sa.select(sa.literal(1)).select_from(sub).where(
             *[sub.c[n] == self._cols[n] for n in common]))
 
@@ -282,12 +291,14 @@ class QueryExpression(FetchMixin):
                         f"Cannot join on attribute {n!r}: its lineage differs ({la} vs {lb}). "
                         "Rename it with proj() or use join(..., semantic_check=False).")
         a = self._wrapped() if self._complex else self
-        b = other._wrapped() if (other._complex or (left and other._where) or other._aliases & a._aliases) else other
+        b = other._wrapped(a._used) if (other._complex or (left and other._where) or other._aliases & a._aliases) \
+            else other
         onclause = sa.and_(sa.true(), *[a._cols[n] == b._cols[n] for n in common])
         new = a._as_plain()
         new._from = a._from.join(b._from, onclause, isouter=left)
         new._cols = {**a._cols, **{n: c for n, c in b._cols.items() if n not in a._cols}}
         new._aliases = a._aliases | b._aliases
+        new._used = a._used | b._used
         new._where = list(a._where) + ([] if left else list(b._where))
         attrs = [a_ for a_ in self.heading]
         pk_b = set(other.primary_key)
@@ -310,8 +321,8 @@ class QueryExpression(FetchMixin):
         if isinstance(group, type):
             group = group()
         a = self.proj(*attributes) if attributes else self
-        a_sub = a.make_sql().subquery(next_alias())
-        g_sub = group.make_sql().subquery(next_alias())
+        a_sub = a.make_sql().subquery(next_alias(a, group))
+        g_sub = group.make_sql().subquery(next_alias(a, group, taken=frozenset([a_sub.name])))
         common = [n for n in a.heading.all_names if n in group.heading.attributes]
         on = sa.and_(sa.true(), *[a_sub.c[n] == g_sub.c[n] for n in common])
         qualify = {n: g_sub.name for n in group._cols}
@@ -324,6 +335,7 @@ class QueryExpression(FetchMixin):
                  for name, text in named.items()}
         _add_computed(named, self.dialect, qualify, new._cols, attrs)
         new._aliases = frozenset([a_sub.name, g_sub.name])
+        new._used = a._used | group._used | new._aliases
         new._where = []
         new._group_by = [a_sub.c[n] for n in a._cols]
         new._distinct, new._order_by, new._limit, new._offset = False, None, None, 0
@@ -340,11 +352,12 @@ class QueryExpression(FetchMixin):
             raise QueryError("Union of expressions with different attributes is not supported; project both "
                              "to the same attributes first")
         names = self.heading.names
-        u = sa.union(self.make_sql(names), other.make_sql(names)).subquery(next_alias())
+        u = sa.union(self.make_sql(names), other.make_sql(names)).subquery(next_alias(self, other))
         new = self._as_plain()
         new._from = u
         new._cols = {n: u.c[n] for n in names}
         new._aliases = frozenset([u.name])
+        new._used = self._used | other._used | new._aliases
         new._where, new._group_by, new._distinct, new._order_by, new._limit, new._offset = [], None, False, None, None, 0
         return new
 

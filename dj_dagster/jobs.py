@@ -171,7 +171,8 @@ class Jobs:
         stmt = sa.select(t)
         if status:
             stmt = stmt.where(t.c.status == status)
-        rows = [dict(r._mapping) for r in self.connection.query_all(stmt)]
+        names = [c.name for c in t.columns]
+        rows = [dict(zip(names, r)) for r in self.connection.query_all(stmt)]
         if self._blob_stack:
             from .blob import unpack
 
@@ -320,10 +321,10 @@ class Jobs:
             stmt = sa.select(sa.literal(1)).select_from(t).where(*where, t.c.status == "pending", ~done.exists())
             return adapter.for_update_skip_locked(stmt)
 
-        result = tx.execute(self._statement(("claim", remove), build), self._key_params(key))
+        stmt, params = self._statement(("claim", remove), build), self._key_params(key)
         if remove:
-            return "removed" if result.rowcount == 1 else None
-        return "locked" if result.first() is not None else None
+            return "removed" if self.connection.direct.write(tx, stmt, params) == 1 else None
+        return "locked" if self.connection.direct.rows(tx, stmt, params) else None
 
     @property
     def _ident(self) -> str:

@@ -92,6 +92,7 @@ class Table(QueryExpression, metaclass=TableMeta):
             source = info.__dict__["query_source"] = _query_source(info.sa_table, _alias_for(info.name))
         self._connection = cls._schema.connection
         self._from, self._cols, self._aliases = source  # expressions copy _cols before changing it
+        self._used = self._aliases
         self._where = []
 
     # --- identity -------------------------------------------------------------
@@ -195,6 +196,9 @@ class Table(QueryExpression, metaclass=TableMeta):
         try:
             with self._connection.transaction() as conn:
                 for group in _by_columns(prepared):
+                    if len(group) == 1:  # a make's one row: the cached statement, on the cursor
+                        self._connection.direct.write(conn, self._insert_statement(mode), group[0])
+                        continue
                     for start in range(0, len(group), chunk):
                         adapter.bulk_insert(conn, self.sa_table, group[start:start + chunk], mode, key)
         except sa.exc.IntegrityError as exc:
@@ -204,6 +208,13 @@ class Table(QueryExpression, metaclass=TableMeta):
                 raise TransientError(f"Insert into {self.full_table_name} was rolled back by the database "
                                      f"({_driver_message(exc)}); it can be retried") from exc
             raise DataError(f"Cannot insert into {self.full_table_name}: {_driver_message(exc)}") from None
+
+    def _insert_statement(self, mode: str | None):
+        cache = self._info.__dict__
+        stmt = cache.get(("insert", mode))
+        if stmt is None:
+            stmt = cache[("insert", mode)] = self._connection.adapter.insert(self.sa_table, mode, self.primary_key)
+        return stmt
 
     def insert1(self, row: Any, **kwargs) -> None:
         self.insert([row], **kwargs)
@@ -300,6 +311,7 @@ class Table(QueryExpression, metaclass=TableMeta):
         to it can be told apart from those of other expressions over the same table."""
         new = self._copy()
         new._from, new._cols, new._aliases = _query_source(self.sa_table, self._from.name)
+        new._used = self._used | new._aliases
         new._own_from = new._from
         return new
 
@@ -314,7 +326,7 @@ class Table(QueryExpression, metaclass=TableMeta):
             return sa.delete(t).where(*[visitors.replacement_traverse(
                 w, {}, lambda e: t.c[e.name] if getattr(e, "table", None) is alias else None) for w in self._where])
         key = self.primary_key
-        sub = self.make_sql(key).subquery(next_alias())
+        sub = self.make_sql(key).subquery(next_alias(self))
         keys = sa.select(*[sub.c[k] for k in key])
         target = t.c[key[0]] if len(key) == 1 else sa.tuple_(*[t.c[k] for k in key])
         return sa.delete(t).where(target.in_(keys))

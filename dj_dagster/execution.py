@@ -1,0 +1,149 @@
+"""Statements run on the driver's cursor, compiled by SQLAlchemy.
+
+SQLAlchemy's ``Connection.execute`` costs about 100 µs per statement on top of the driver
+(execution context, result object, events), as much as the round trip of a small query.
+DataJoint's hot paths (``len()``, the key restriction and the one-row insert of every
+make, a job claim) are exactly such statements. For them we keep SQLAlchemy's compiler and
+its cache key, and run the compiled string on the DBAPI cursor ourselves. A statement takes
+this path only when that gives the same result: no bind or result conversions the dialect
+would apply, no parameters expanded at execution (``IN`` lists), no bytea results (the
+PostgreSQL adapter's binary-result hook), no SQL echo. Everything else, and every statement
+the first time it is seen, goes through SQLAlchemy as before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import sqlalchemy as sa
+
+PLAN_CACHE_SIZE = 512  # compiled statements kept per connection (LRU)
+
+
+class _Plan:
+    """A compiled statement and how to bind its parameters and convert its results on the driver."""
+
+    __slots__ = ("compiled", "sql", "positions", "processors", "direct", "results")
+
+    def __init__(self, compiled, direct: bool):
+        self.compiled = compiled
+        self.sql = compiled.string
+        self.positions = list(compiled.positiontup) if compiled.positional else None
+        self.processors = dict(getattr(compiled, "_bind_processors", None) or {})
+        self.direct = direct
+        self.results = None  # per result column: the dialect's converter or None, from the first run
+
+    def bind(self, params: dict | None, extracted) -> Any:
+        values = self.compiled.construct_params(params, extracted_parameters=extracted)
+        for name, process in self.processors.items():
+            if name in values:
+                values[name] = process(values[name])
+        if self.positions is not None:
+            return tuple(values[n] for n in self.positions)
+        return values
+
+    def result_processors(self, dialect, description) -> list | None:
+        """As SQLAlchemy's result metadata does: each column's converter for the type
+        code the driver reported (None: the value is used as it comes). None when the
+        columns cannot be matched by position."""
+        columns = getattr(self.compiled, "_result_columns", None) or []
+        if len(columns) != len(description):
+            return None
+        return [c[3].dialect_impl(dialect).result_processor(dialect, d[1]) for c, d in zip(columns, description)]
+
+
+class DirectExecutor:
+    """Per-connection cache of compiled statements that may bypass SQLAlchemy's execute."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self.dialect = engine.dialect
+        self._plans: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._dbapi_error = self.dialect.loaded_dbapi.Error
+
+    def _plan(self, stmt, column_keys: tuple | None):
+        """(plan, extracted bind values), or (None, None) when the statement cannot be cached."""
+        if self.engine.echo:
+            return None, None
+        try:
+            ck = stmt._generate_cache_key()
+        except AttributeError:  # not a ClauseElement (a string, say)
+            return None, None
+        if ck is None:
+            return None, None
+        key = (ck.key, column_keys)
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan, ck.bindparams
+        compiled = stmt.compile(dialect=self.dialect, cache_key=ck,
+                                column_keys=list(column_keys) if column_keys else None)
+        plan = _Plan(compiled, self._direct(compiled))
+        with self._lock:
+            self._plans[key] = plan
+            if len(self._plans) > PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan, ck.bindparams
+
+    def _direct(self, compiled) -> bool:
+        if getattr(compiled, "post_compile_params", None) or getattr(compiled, "literal_execute_params", None):
+            return False
+        if getattr(compiled, "_bind_processors", None) is None:  # a SQLAlchemy without it: be safe
+            return False
+        return not any(isinstance(c[3], sa.LargeBinary) for c in getattr(compiled, "_result_columns", None) or ())
+
+    def rows(self, conn: sa.Connection, stmt, params: dict | None = None) -> list:
+        """All rows of a SELECT, as tuples (or SQLAlchemy Rows on the fallback path)."""
+        plan, extracted = self._plan(stmt, None)
+        if plan is not None and plan.direct:
+            rows = self._run(conn, plan, plan.bind(params, extracted), fetch=True)
+            if rows is not None:
+                return rows
+        return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).all()
+
+    def write(self, conn: sa.Connection, stmt, params: dict | None = None) -> int:
+        """Run one DML statement (``params``: one row) and return its rowcount."""
+        column_keys = tuple(params) if params else None
+        plan, extracted = self._plan(stmt, column_keys)
+        if plan is None or not plan.direct:
+            result = conn.execute(stmt, params) if params is not None else conn.execute(stmt)
+            return result.rowcount
+        return self._run(conn, plan, plan.bind(params, extracted), fetch=False)
+
+    def _run(self, conn: sa.Connection, plan: _Plan, values, fetch: bool):
+        dbapi_conn = conn.connection.dbapi_connection
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(plan.sql, values)
+            if not fetch:
+                return cursor.rowcount
+            if cursor.description is None:
+                return []
+            if plan.results is None:
+                procs = plan.result_processors(self.dialect, cursor.description)
+                if procs is None:  # unmatched columns: SQLAlchemy runs this statement from now on
+                    plan.direct = False
+                    return None
+                plan.results = procs if any(procs) else []
+            rows = cursor.fetchall()
+            if plan.results:
+                procs = plan.results
+                rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(procs, row)) for row in rows]
+            return rows
+        except self._dbapi_error as exc:
+            # as SQLAlchemy would: its exception types, and a dead connection invalidated
+            lost = self.dialect.is_disconnect(exc, dbapi_conn, cursor)
+            if lost:
+                conn.invalidate(exc)
+            raise sa.exc.DBAPIError.instance(
+                plan.sql, values, exc, self._dbapi_error, hide_parameters=self.engine.hide_parameters,
+                connection_invalidated=lost, dialect=self.dialect) from exc
+        finally:
+            try:
+                cursor.close()
+            except Exception:  # noqa: BLE001 - the connection may be gone; the error above matters
+                pass
