@@ -328,7 +328,7 @@ class AutoPopulate:
 def _worker(cls, keys, reserve_jobs, make_kwargs, queue):
     try:
         table = cls()
-        table._connection.engine.dispose(close=False)  # never share sockets across fork
+        table._connection.after_fork()  # never share sockets across fork
         jobs = table.jobs if reserve_jobs else None
         result = table._populate_keys(keys, jobs, True, make_kwargs, False, table.code_version)
         queue.put({"success_count": result["success_count"],

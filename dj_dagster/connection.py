@@ -67,12 +67,16 @@ class Connection:
         self.adapter: Adapter = adapter_for(self.url)
         try:
             self.engine = self.adapter.create_engine(self.url, **engine_kwargs)
+            # reads outside a transaction get a pool of their own, always in autocommit:
+            # nothing to set at checkout nor to roll back at checkin (~45 us per read)
+            self._reader = self.adapter.create_engine(
+                self.url, **{**engine_kwargs, "isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
+            ) if self.adapter.autocommit_reads else None
         except Exception as exc:  # the driver's message may embed the URL
             raise ConnectionError_(f"Cannot open {_safe_url(self.url)}: {type(exc).__name__}") from None
         if self.adapter.server:
-            _ping_when_idle(self.engine)
-        # the same pool, checked out in autocommit (set once per checkout, not per call)
-        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            for engine in self.engines:
+                _ping_when_idle(engine)
         self.direct = DirectExecutor(self.engine)
         self.metadata = sa.MetaData()
         self.tables: dict[str, Any] = {}  # "schema.table" -> Table instance (bound to this connection)
@@ -207,8 +211,19 @@ class Connection:
         if self._graph is not None:
             self._graph.clear()
 
+    @property
+    def engines(self) -> list[sa.Engine]:
+        """The engine of transactions and, on servers, the autocommit engine of reads."""
+        return [e for e in (self.engine, self._reader) if e is not None]
+
     def close(self) -> None:
-        self.engine.dispose()
+        for engine in self.engines:
+            engine.dispose()
+
+    def after_fork(self) -> None:
+        """In a forked child: drop the parent's pooled sockets without closing them."""
+        for engine in self.engines:
+            engine.dispose(close=False)
 
 
 _default: Connection | None = None

@@ -7,8 +7,9 @@ make, a job claim) are exactly such statements. For them we keep SQLAlchemy's co
 its cache key, and run the compiled string on the DBAPI cursor ourselves. A statement takes
 this path only when that gives the same result: no bind or result conversions the dialect
 would apply, no parameters expanded at execution (``IN`` lists), no bytea results (the
-PostgreSQL adapter's binary-result hook), no SQL echo. Everything else, and every statement
-the first time it is seen, goes through SQLAlchemy as before.
+PostgreSQL adapter's binary-result hook), no SQL echo, and no event listener watching cursor
+executions (other than ours marked ``dj_direct_safe``), so that what a listener counts or
+changes is still seen. Everything else goes through SQLAlchemy as before.
 """
 
 from __future__ import annotations
@@ -59,28 +60,28 @@ class DirectExecutor:
 
     def __init__(self, engine: sa.Engine):
         self.engine = engine
-        self.dialect = engine.dialect
         self._plans: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
-        self._dbapi_error = self.dialect.loaded_dbapi.Error
+        self._dbapi_error = engine.dialect.loaded_dbapi.Error
 
-    def _plan(self, stmt, column_keys: tuple | None):
+    def _plan(self, conn: sa.Connection, stmt, column_keys: tuple | None):
         """(plan, extracted bind values), or (None, None) when the statement cannot be cached."""
-        if self.engine.echo:
+        if _observed(conn.engine):
             return None, None
+        dialect = conn.dialect
         try:
             ck = stmt._generate_cache_key()
         except AttributeError:  # not a ClauseElement (a string, say)
             return None, None
         if ck is None:
             return None, None
-        key = (ck.key, column_keys)
+        key = (id(dialect), ck.key, column_keys)  # the reader's engine has a dialect of its own
         with self._lock:
             plan = self._plans.get(key)
             if plan is not None:
                 self._plans.move_to_end(key)
                 return plan, ck.bindparams
-        compiled = stmt.compile(dialect=self.dialect, cache_key=ck,
+        compiled = stmt.compile(dialect=dialect, cache_key=ck,
                                 column_keys=list(column_keys) if column_keys else None)
         plan = _Plan(compiled, self._direct(compiled))
         with self._lock:
@@ -98,7 +99,7 @@ class DirectExecutor:
 
     def rows(self, conn: sa.Connection, stmt, params: dict | None = None) -> list:
         """All rows of a SELECT, as tuples (or SQLAlchemy Rows on the fallback path)."""
-        plan, extracted = self._plan(stmt, None)
+        plan, extracted = self._plan(conn, stmt, None)
         if plan is not None and plan.direct:
             rows = self._run(conn, plan, plan.bind(params, extracted), fetch=True)
             if rows is not None:
@@ -108,13 +109,14 @@ class DirectExecutor:
     def write(self, conn: sa.Connection, stmt, params: dict | None = None) -> int:
         """Run one DML statement (``params``: one row) and return its rowcount."""
         column_keys = tuple(params) if params else None
-        plan, extracted = self._plan(stmt, column_keys)
+        plan, extracted = self._plan(conn, stmt, column_keys)
         if plan is None or not plan.direct:
             result = conn.execute(stmt, params) if params is not None else conn.execute(stmt)
             return result.rowcount
         return self._run(conn, plan, plan.bind(params, extracted), fetch=False)
 
     def _run(self, conn: sa.Connection, plan: _Plan, values, fetch: bool):
+        dialect = conn.dialect
         dbapi_conn = conn.connection.dbapi_connection
         cursor = dbapi_conn.cursor()
         try:
@@ -124,7 +126,7 @@ class DirectExecutor:
             if cursor.description is None:
                 return []
             if plan.results is None:
-                procs = plan.result_processors(self.dialect, cursor.description)
+                procs = plan.result_processors(dialect, cursor.description)
                 if procs is None:  # unmatched columns: SQLAlchemy runs this statement from now on
                     plan.direct = False
                     return None
@@ -136,14 +138,21 @@ class DirectExecutor:
             return rows
         except self._dbapi_error as exc:
             # as SQLAlchemy would: its exception types, and a dead connection invalidated
-            lost = self.dialect.is_disconnect(exc, dbapi_conn, cursor)
+            lost = dialect.is_disconnect(exc, dbapi_conn, cursor)
             if lost:
                 conn.invalidate(exc)
             raise sa.exc.DBAPIError.instance(
-                plan.sql, values, exc, self._dbapi_error, hide_parameters=self.engine.hide_parameters,
-                connection_invalidated=lost, dialect=self.dialect) from exc
+                plan.sql, values, exc, self._dbapi_error, hide_parameters=conn.engine.hide_parameters,
+                connection_invalidated=lost, dialect=dialect) from exc
         finally:
             try:
                 cursor.close()
             except Exception:  # noqa: BLE001 - the connection may be gone; the error above matters
                 pass
+
+
+def _observed(engine: sa.Engine) -> bool:
+    """Whether SQL echo or an event listener expects to see each cursor execution."""
+    events = engine.dispatch
+    return bool(engine.echo or events.after_cursor_execute) or any(
+        not getattr(fn, "dj_direct_safe", False) for fn in events.before_cursor_execute)

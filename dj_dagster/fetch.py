@@ -106,7 +106,8 @@ class FetchMixin:
             columns = list(zip(*rows)) if rows else [() for _ in names]
             arrays = tuple(_column_array(c, d) for c, d in zip(columns, dtypes))
             return arrays[0] if len(arrays) == 1 else arrays
-        return _records(names, rows, dtypes)
+        return _records(names, rows, dtypes, stored=all(
+            n in self.heading.attributes and not self.heading[n].computed for n in names))
 
     def keys(self, order_by=None, limit=None, offset=None) -> list[dict]:
         names, rows = self._fetch_rows(self.primary_key, order_by, limit, offset)
@@ -179,7 +180,16 @@ def _column_array(values, dtype: str | None = None) -> np.ndarray:
     return arr
 
 
-def _records(names: list[str], rows: list, dtypes: list) -> np.ndarray:
+def _records(names: list[str], rows: list, dtypes: list, stored: bool = False) -> np.ndarray:
+    """A record array; ``stored``: every column is a stored attribute, whose numpy type the
+    heading fixes, so numpy converts the rows in one call unless a NULL or a codec value
+    is in the way (then column by column, as below)."""
+    if stored and rows:
+        try:
+            return np.array(rows if type(rows[0]) is tuple else list(map(tuple, rows)),
+                            dtype=[(n, d or object) for n, d in zip(names, dtypes)])
+        except (TypeError, ValueError, OverflowError):
+            pass
     columns = list(zip(*rows)) if rows else [[] for _ in names]
     arrays = [_column_array(c, d) for c, d in zip(columns, dtypes)]
     out = np.empty(len(rows), dtype=[(n, a.dtype) for n, a in zip(names, arrays)])

@@ -50,15 +50,17 @@ class SQLCounter:
     """Counts statements sent to the database (to prove a rejected name never got there)."""
 
     def __init__(self, connection):
-        self.engine = connection.engine
+        self.engines = connection.engines  # a listener also keeps statements on SQLAlchemy's path
         self.count = 0
-        sa.event.listen(self.engine, "before_cursor_execute", self._hit)
+        for engine in self.engines:
+            sa.event.listen(engine, "before_cursor_execute", self._hit)
 
     def _hit(self, *args, **kwargs):
         self.count += 1
 
     def close(self):
-        sa.event.remove(self.engine, "before_cursor_execute", self._hit)
+        for engine in self.engines:
+            sa.event.remove(engine, "before_cursor_execute", self._hit)
 
 
 # --- strategies ---------------------------------------------------------------------------

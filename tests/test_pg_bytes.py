@@ -122,14 +122,16 @@ def test_large_bytes_bypass_copy_in_sized_statements(schema, things, backend, mo
         if statement.startswith("INSERT"):
             inserts.append(statement)
 
-    sa.event.listen(schema.connection.engine, "before_cursor_execute", count)
+    for engine in schema.connection.engines:
+        sa.event.listen(engine, "before_cursor_execute", count)
     try:
         things.insert([_row(i, 1 << 20) for i in range(8)])
         assert not copies and len(inserts) >= 4
         things.insert([_row(i, 100) for i in range(100, 160)])
         assert copies == [60]
     finally:
-        sa.event.remove(schema.connection.engine, "before_cursor_execute", count)
+        for engine in schema.connection.engines:
+            sa.event.remove(engine, "before_cursor_execute", count)
 
 
 @pytest.mark.backends("postgresql")
@@ -165,8 +167,9 @@ def test_binary_results_only_when_types_load_alike(schema, backend):
            "day": dt.date(2024, 2, 29), "stamp": dt.datetime(2024, 1, 1, 1, 2, 3, 456000),
            "price": decimal.Decimal("-1.50"), "f64": 0.1, "flag": True, "name": "Ünï"}
     Plain.insert1(row)
-    engine = schema.connection.engine
-    sa.event.listen(engine, "after_cursor_execute", record)
+    engines = schema.connection.engines  # fetches outside a transaction use the reader's engine
+    for engine in engines:
+        sa.event.listen(engine, "after_cursor_execute", record)
     try:
         got = Plain.fetch1()
         frame = Plain.to_pandas()  # streamed through a server-side cursor
@@ -189,5 +192,6 @@ def test_binary_results_only_when_types_load_alike(schema, backend):
         assert formats == [0]
         assert back["color"] == "it's" and back["f32"] == 0.1 and np.array_equal(back["data"], thing["data"])
     finally:
-        sa.event.remove(engine, "after_cursor_execute", record)
+        for engine in engines:
+            sa.event.remove(engine, "after_cursor_execute", record)
 

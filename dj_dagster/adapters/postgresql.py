@@ -41,19 +41,23 @@ def _binary_safe(t: sa.types.TypeEngine) -> bool:
                           sa.Uuid, sa.JSON, sa.LargeBinary)) and not isinstance(t, sa.Enum)
 
 
-def _binary_results(conn, cursor, statement, parameters, context, executemany) -> None:
+def _binary_results(conn, cursor, statement, parameters, context, executemany):
     """``before_cursor_execute``: a SELECT of bytea columns asks for binary results (psycopg's
     ``Cursor.format``), sparing the server the hex encoding and the client its decoding
     (2-3x faster for large values), when every column loads alike in both formats.
-    SQLAlchemy processes the rows as usual."""
+    SQLAlchemy processes the rows as usual. (Statements without bytea results may skip
+    SQLAlchemy's execute: see execution.py.)"""
     stmt = getattr(getattr(context, "compiled", None), "statement", None)
-    if stmt is None or not getattr(stmt, "is_select", False):
-        return
-    types = [c.type for c in stmt.selected_columns]
-    if any(isinstance(t, sa.LargeBinary) for t in types) and all(map(_binary_safe, types)):
-        from psycopg.pq import Format
+    if stmt is not None and getattr(stmt, "is_select", False):
+        types = [c.type for c in stmt.selected_columns]
+        if any(isinstance(t, sa.LargeBinary) for t in types) and all(map(_binary_safe, types)):
+            from psycopg.pq import Format
 
-        cursor.format = Format.BINARY
+            cursor.format = Format.BINARY
+    return statement, parameters
+
+
+_binary_results.dj_direct_safe = True  # it acts on bytea results only, which never run direct
 
 
 class PostgreSQLAdapter(Adapter):
@@ -64,7 +68,7 @@ class PostgreSQLAdapter(Adapter):
         # batch executemany INSERTs into multi-row VALUES (psycopg 3 would send one per row)
         engine.dialect.use_insertmanyvalues_wo_returning = True
         if engine.dialect.driver == "psycopg":
-            sa.event.listen(engine, "before_cursor_execute", _binary_results)
+            sa.event.listen(engine, "before_cursor_execute", _binary_results, retval=True)
         return engine
 
     def create_schema(self, conn, schema):

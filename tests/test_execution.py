@@ -1,0 +1,180 @@
+"""The direct statement path (dj_dagster/execution.py), the pinned populate connection and
+deterministic subquery names, on every backend: the hot statements really skip
+SQLAlchemy's execute, and give the same values, types and errors as when they do not."""
+
+import datetime as dt
+import decimal
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+import dj_dagster as dj
+from dj_dagster import execution
+from dj_dagster.errors import DuplicateError
+
+
+@pytest.fixture
+def direct_runs(monkeypatch):
+    """The statements that ran on the driver's cursor directly."""
+    runs = []
+    original = execution.DirectExecutor._run
+
+    def spy(self, conn, plan, values, fetch):
+        runs.append(plan.sql)
+        return original(self, conn, plan, values, fetch)
+
+    monkeypatch.setattr(execution.DirectExecutor, "_run", spy)
+    return runs
+
+
+def _declare(schema):
+    @schema
+    class Sample(dj.Manual):
+        definition = """
+        sample : int32
+        ---
+        day : date
+        stamp : datetime(3)
+        price : decimal(8,2)
+        flag : bool
+        uid : uuid
+        doc = null : json
+        weight = null : float64
+        name : varchar(16)
+        """
+
+    @schema
+    class Doubled(dj.Computed):
+        definition = """
+        -> Sample
+        ---
+        twice : float64
+        """
+
+        def make(self, key):
+            weight = (Sample & key).fetch1("weight")
+            self.insert1({**key, "twice": 2 * (weight or 0.0)})
+
+    return Sample, Doubled
+
+
+def _row(i):
+    return {"sample": i, "day": dt.date(2024, 2, 29), "stamp": dt.datetime(2024, 1, 1, 1, 2, 3, 456000),
+            "price": decimal.Decimal("-1.50"), "flag": i % 2 == 0, "uid": uuid.UUID(int=i),
+            "doc": {"i": i, "list": [1, None]}, "weight": None if i == 3 else i / 4, "name": f"s{i}"}
+
+
+def test_hot_statements_run_direct_with_the_same_values(schema, direct_runs):
+    Sample, Doubled = _declare(schema)
+    for i in range(6):
+        Sample.insert1(_row(i))  # one-row inserts
+    assert sum(s.lstrip().upper().startswith("INSERT") for s in direct_runs) == 6
+
+    direct_runs.clear()
+    assert len(Sample) == 6 and len(Sample & {"sample": 2}) == 1
+    one = (Sample & {"sample": 2}).fetch1()
+    everything = Sample.to_dicts(order_by="sample")
+    assert len(direct_runs) >= 3
+
+    # the same reads through SQLAlchemy (a listener keeps statements on its path)
+    seen = []
+
+    def listener(*args):
+        seen.append(args[2])
+
+    engines = schema.connection.engines
+    for engine in engines:
+        sa.event.listen(engine, "before_cursor_execute", listener)
+    direct_runs.clear()
+    try:
+        one_sa = (Sample & {"sample": 2}).fetch1()
+        everything_sa = Sample.to_dicts(order_by="sample")
+    finally:
+        for engine in engines:
+            sa.event.remove(engine, "before_cursor_execute", listener)
+    assert direct_runs == [] and len(seen) >= 2
+    assert one == one_sa == _row(2)
+    assert everything == everything_sa == [_row(i) for i in range(6)]
+    for a, b in zip(everything, everything_sa):
+        assert {k: type(v) for k, v in a.items()} == {k: type(v) for k, v in b.items()}
+
+
+def test_direct_errors_are_sqlalchemy_errors(schema, direct_runs):
+    Sample, _ = _declare(schema)
+    Sample.insert1(_row(1))
+    with pytest.raises(DuplicateError, match="sample"):
+        Sample.insert1(_row(1))
+    assert direct_runs, "the duplicate insert did not take the direct path"
+    # the failed statement left the connection usable, and nothing half-written
+    Sample.insert1(_row(2))
+    assert Sample.keys(order_by="sample") == [{"sample": 1}, {"sample": 2}]
+    # a driver error outside the integrity class arrives as SQLAlchemy's DBAPIError subclass
+    executor, conn_ = schema.connection.direct, schema.connection
+    with conn_.transaction() as tx, pytest.raises(sa.exc.DBAPIError):
+        executor.rows(tx, sa.select(sa.text("no_such_column")).select_from(Sample().sa_table))
+
+
+def test_populate_runs_direct_on_one_connection(schema, direct_runs):
+    Sample, Doubled = _declare(schema)
+    Sample.insert([_row(i) for i in range(20)])
+    checkouts = []
+
+    def checkout(*args):  # a pool event: statements keep the direct path
+        checkouts.append(1)
+
+    engine = schema.connection.engine
+    sa.event.listen(engine, "checkout", checkout)
+    try:
+        direct_runs.clear()
+        assert Doubled.populate()["success_count"] == 20
+    finally:
+        sa.event.remove(engine, "checkout", checkout)
+    assert len(checkouts) < 10, f"{len(checkouts)} pool checkouts for 20 keys (one per key unpinned)"
+    # per key: the fetch of the key's weight and the insert of its row
+    assert len(direct_runs) >= 40
+    got = dict(zip(*Doubled.to_arrays("sample", "twice")))
+    assert got == {i: 2 * (_row(i)["weight"] or 0.0) for i in range(20)}
+
+
+def test_populate_reconnects_a_pinned_connection_that_was_lost(schema):
+    """A populate's pinned connection that the server dropped is replaced at the next key."""
+    Sample, Doubled = _declare(schema)
+    Sample.insert([_row(i) for i in range(4)])
+    lost = []
+
+    original = Doubled.make
+
+    def make(self, key):
+        if key["sample"] == 1 and not lost:
+            lost.append(key)
+            tx = self._connection._local.conn
+            tx.invalidate()  # as a server restart would leave it, seen by the next statement
+            raise RuntimeError("connection lost")
+        return original(self, key)
+
+    Doubled.make = make
+    try:
+        out = Doubled.populate(suppress_errors=True)
+    finally:
+        Doubled.make = original
+    assert out["success_count"] == 3 and [k for k, _ in out["error_list"]] == [{"sample": 1}]
+    assert Doubled.populate()["success_count"] == 1 and len(Doubled) == 4
+
+
+def test_the_same_query_compiles_to_the_same_sql(schema):
+    Sample, Doubled = _declare(schema)
+    Sample.insert([_row(i) for i in range(6)])
+    Doubled.populate()
+
+    def query():
+        heavy = Sample & (Doubled & "twice > 0.5").proj()
+        per_flag = dj.U("flag").aggr(Sample, n="count(*)")
+        return (heavy.aggr(Doubled, total="sum(twice)") * Sample.proj("flag")) & per_flag.proj(m="n")
+
+    first, second = query(), query()
+    assert first.sql == second.sql
+    rows = first.to_dicts(order_by="sample")
+    assert [r["sample"] for r in rows] == [2, 4, 5]  # weights 0.5, 1.0, 1.25; sample 3 has none
+    assert rows == second.to_dicts(order_by="sample")
+    assert [float(r["total"]) for r in rows] == [2 * _row(i)["weight"] for i in (2, 4, 5)]
