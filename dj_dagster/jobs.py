@@ -25,6 +25,7 @@ from .types import parse_type
 
 STATUSES = ("pending", "reserved", "success", "error", "ignore")
 STALE_AFTER = dt.timedelta(hours=24)
+ANALYZE_AFTER = 500  # new jobs in one refresh after which the planner statistics are refreshed
 # (jobs table, key) reserved by a make running in this process: refresh() returns this
 # process's other reservations (left when recording a make's outcome failed) to pending
 _HELD: set[tuple[str, tuple]] = set()
@@ -236,6 +237,8 @@ class Jobs:
                 tx.execute(adapter.insert(t, "skip", key), [
                     {**k, "status": "pending", "priority": priority, "scheduled_time": now, "version": version or ""}
                     for k in rows])
+                if len(rows) >= ANALYZE_AFTER:
+                    adapter.analyze(tx, t)
             added += len(rows)
             source = target.key_source.proj()
             removed = self._drop(tx, "pending", lambda d: (source - target.proj()) & d)  # done or gone

@@ -178,3 +178,23 @@ def test_the_same_query_compiles_to_the_same_sql(schema):
     assert [r["sample"] for r in rows] == [2, 4, 5]  # weights 0.5, 1.0, 1.25; sample 3 has none
     assert rows == second.to_dicts(order_by="sample")
     assert [float(r["total"]) for r in rows] == [2 * _row(i)["weight"] for i in (2, 4, 5)]
+
+
+@pytest.mark.backends("postgresql")
+def test_refresh_of_many_keys_refreshes_planner_statistics(schema):
+    """Without statistics, PostgreSQL planned each claim through the status index and
+    scanned every pending job (quadratic in the number of keys)."""
+    Sample, Doubled = _declare(schema)
+    Sample.insert([_row(i) for i in range(600)])
+    jobs = Doubled().jobs
+    assert jobs.refresh()["added"] == 600
+    table = jobs.sa_table
+    name = f'"{table.schema}"."{table.name}"'
+    with schema.connection.transaction() as tx:
+        analyzed, = tx.execute(sa.text("SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = :s "
+                                       "AND relname = :t"), {"s": table.schema, "t": table.name}).one()
+        # the claim's lookup: one job by key among 600 pending ones
+        plan = "\n".join(r[0] for r in tx.execute(sa.text(
+            f"EXPLAIN SELECT 1 FROM {name} WHERE sample = 7 AND status = 'pending' FOR UPDATE SKIP LOCKED")))
+    assert analyzed is not None
+    assert "pkey" in plan, plan

@@ -161,6 +161,10 @@ class Adapter(AlterMixin):
         if rows:
             conn.execute(self.insert(table, mode, key), rows)
 
+    def analyze(self, conn: Connection, table: sa.Table) -> None:
+        """Refresh the planner's statistics of a table that just grew by many rows (where
+        the server would otherwise plan with stale ones until its next automatic pass)."""
+
     def for_update_skip_locked(self, stmt: sa.Select) -> sa.Select:
         return stmt.with_for_update(skip_locked=True)
 

@@ -208,6 +208,11 @@ class PostgreSQLAdapter(Adapter):
                 stmt.on_conflict_do_nothing(index_elements=key)
         return stmt
 
+    def analyze(self, conn, table):
+        # autovacuum analyzes a new jobs table only after a while: until then a claim by key
+        # may be planned through the status index and scan every pending job
+        conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}"))
+
     def is_duplicate(self, exc):
         return getattr(getattr(exc, "orig", None), "sqlstate", None) == "23505"
 
