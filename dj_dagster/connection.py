@@ -190,6 +190,13 @@ class Connection:
 
     def query_all(self, stmt: Any, params: Any = None) -> list:
         """Every row, as sequences (straight from the driver when the statement allows)."""
+        if self._reader is not None and not self.in_transaction:
+            try:
+                return self.direct.read(self._reader, stmt, params)
+            except sa.exc.OperationalError as exc:
+                if exc.connection_invalidated or exc.statement is not None:
+                    raise  # the statement failed, not the connect
+                raise ConnectionError_(f"Cannot connect to {_safe_url(self.url)}: {exc.orig}") from None
         with self.reading() as conn:
             return self.direct.rows(conn, stmt, params)
 

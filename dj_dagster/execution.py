@@ -59,16 +59,16 @@ class DirectExecutor:
     """Per-connection cache of compiled statements that may bypass SQLAlchemy's execute."""
 
     def __init__(self, engine: sa.Engine):
-        self.engine = engine
         self._plans: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
 
-    def _plan(self, conn: sa.Connection, stmt, column_keys: tuple | None):
-        """(plan, extracted bind values), or (None, None) when the statement cannot be cached."""
-        if _observed(conn.engine):
+    def _plan(self, engine: sa.Engine, stmt, column_keys: tuple | None):
+        """The statement's plan and extracted bind values, or (None, None) when it must go
+        through SQLAlchemy."""
+        if _observed(engine):
             return None, None
-        dialect = conn.dialect
+        dialect = engine.dialect
         try:
             ck = stmt._generate_cache_key()
         except AttributeError:  # not a ClauseElement (a string, say)
@@ -80,7 +80,7 @@ class DirectExecutor:
             plan = self._plans.get(key)
             if plan is not None:
                 self._plans.move_to_end(key)
-                return plan, ck.bindparams
+                return (plan, ck.bindparams) if plan.direct else (None, None)
         compiled = stmt.compile(dialect=dialect, cache_key=ck,
                                 column_keys=list(column_keys) if column_keys else None)
         plan = _Plan(compiled, self._direct(compiled))
@@ -88,7 +88,7 @@ class DirectExecutor:
             self._plans[key] = plan
             if len(self._plans) > PLAN_CACHE_SIZE:
                 self._plans.popitem(last=False)
-        return plan, ck.bindparams
+        return (plan, ck.bindparams) if plan.direct else (None, None)
 
     def _direct(self, compiled) -> bool:
         if getattr(compiled, "post_compile_params", None) or getattr(compiled, "literal_execute_params", None):
@@ -99,25 +99,44 @@ class DirectExecutor:
 
     def rows(self, conn: sa.Connection, stmt, params: dict | None = None) -> list:
         """All rows of a SELECT, as tuples (or SQLAlchemy Rows on the fallback path)."""
-        plan, extracted = self._plan(conn, stmt, None)
-        if plan is not None and plan.direct:
-            rows = self._run(conn, plan, plan.bind(params, extracted), fetch=True)
+        plan, extracted = self._plan(conn.engine, stmt, None)
+        if plan is not None:
+            rows = self._run(conn.engine, conn.connection.dbapi_connection, conn.invalidate, plan,
+                             plan.bind(params, extracted), fetch=True)
             if rows is not None:
                 return rows
         return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).all()
 
+    def read(self, engine: sa.Engine, stmt, params: dict | None = None) -> list:
+        """:meth:`rows` outside a transaction, on a pooled driver connection of ``engine``
+        (an autocommit engine) checked out without a SQLAlchemy Connection around it."""
+        plan, extracted = self._plan(engine, stmt, None)
+        if plan is not None:
+            pooled = engine.raw_connection()
+            try:
+                rows = self._run(engine, pooled.dbapi_connection, pooled.invalidate, plan,
+                                 plan.bind(params, extracted), fetch=True)
+            finally:
+                pooled.close()
+            if rows is not None:
+                return rows
+        with engine.connect() as conn:
+            return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).all()
+
     def write(self, conn: sa.Connection, stmt, params: dict | None = None) -> int:
         """Run one DML statement (``params``: one row) and return its rowcount."""
         column_keys = tuple(params) if params else None
-        plan, extracted = self._plan(conn, stmt, column_keys)
-        if plan is None or not plan.direct:
+        plan, extracted = self._plan(conn.engine, stmt, column_keys)
+        if plan is None:
             result = conn.execute(stmt, params) if params is not None else conn.execute(stmt)
             return result.rowcount
-        return self._run(conn, plan, plan.bind(params, extracted), fetch=False)
+        return self._run(conn.engine, conn.connection.dbapi_connection, conn.invalidate, plan,
+                         plan.bind(params, extracted), fetch=False)
 
-    def _run(self, conn: sa.Connection, plan: _Plan, values, fetch: bool):
-        dialect = conn.dialect
-        dbapi_conn = conn.connection.dbapi_connection
+    def _run(self, engine: sa.Engine, dbapi_conn, invalidate, plan: _Plan, values, fetch: bool):
+        """Execute on the driver; None when the result columns cannot be matched to the
+        compiled ones (the caller then asks SQLAlchemy)."""
+        dialect = engine.dialect
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(plan.sql, values)
@@ -140,9 +159,9 @@ class DirectExecutor:
             # as SQLAlchemy would: its exception types, and a dead connection invalidated
             lost = dialect.is_disconnect(exc, dbapi_conn, cursor)
             if lost:
-                conn.invalidate(exc)
+                invalidate(exc)
             raise sa.exc.DBAPIError.instance(
-                plan.sql, values, exc, self._dbapi_error, hide_parameters=conn.engine.hide_parameters,
+                plan.sql, values, exc, self._dbapi_error, hide_parameters=engine.hide_parameters,
                 connection_invalidated=lost, dialect=dialect) from exc
         finally:
             try:

@@ -20,9 +20,9 @@ def direct_runs(monkeypatch):
     runs = []
     original = execution.DirectExecutor._run
 
-    def spy(self, conn, plan, values, fetch):
+    def spy(self, engine, dbapi_conn, invalidate, plan, values, fetch):
         runs.append(plan.sql)
-        return original(self, conn, plan, values, fetch)
+        return original(self, engine, dbapi_conn, invalidate, plan, values, fetch)
 
     monkeypatch.setattr(execution.DirectExecutor, "_run", spy)
     return runs
