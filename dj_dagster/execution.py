@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,23 +27,27 @@ PLAN_CACHE_SIZE = 512  # compiled statements kept per connection (LRU)
 class _Plan:
     """A compiled statement and how to bind its parameters and convert its results on the driver."""
 
-    __slots__ = ("compiled", "sql", "positions", "processors", "direct", "results")
+    __slots__ = ("compiled", "sql", "positions", "processors", "escaped", "direct", "results")
 
     def __init__(self, compiled, direct: bool):
         self.compiled = compiled
         self.sql = compiled.string
         self.positions = list(compiled.positiontup) if compiled.positional else None
         self.processors = dict(getattr(compiled, "_bind_processors", None) or {})
+        self.escaped = dict(getattr(compiled, "escaped_bind_names", None) or {})  # name -> name in the SQL
         self.direct = direct
         self.results = None  # per result column: the dialect's converter or None, from the first run
 
     def bind(self, params: dict | None, extracted) -> Any:
-        values = self.compiled.construct_params(params, extracted_parameters=extracted)
+        """The driver's parameters, as SQLAlchemy's execution context builds them."""
+        values = self.compiled.construct_params(params, extracted_parameters=extracted, escape_names=False)
         for name, process in self.processors.items():
             if name in values:
                 values[name] = process(values[name])
         if self.positions is not None:
             return tuple(values[n] for n in self.positions)
+        if self.escaped:
+            return {self.escaped.get(n, n): v for n, v in values.items()}
         return values
 
     def result_processors(self, dialect, description) -> list | None:
@@ -91,7 +96,10 @@ class DirectExecutor:
         return (plan, ck.bindparams) if plan.direct else (None, None)
 
     def _direct(self, compiled) -> bool:
-        if getattr(compiled, "post_compile_params", None) or getattr(compiled, "literal_execute_params", None):
+        # parameters expanded at execution (IN lists), Python-side column defaults, schema
+        # translation: SQLAlchemy's execution context does work we would have to repeat
+        if any(getattr(compiled, a, None) for a in ("post_compile_params", "literal_execute_params",
+                                                    "insert_prefetch", "update_prefetch", "schema_translate_map")):
             return False
         if getattr(compiled, "_bind_processors", None) is None:  # a SQLAlchemy without it: be safe
             return False
@@ -133,41 +141,90 @@ class DirectExecutor:
         return self._run(conn.engine, conn.connection.dbapi_connection, conn.invalidate, plan,
                          plan.bind(params, extracted), fetch=False)
 
+    def stream(self, conn: sa.Connection, stmt, cursor_factory, size: int):
+        """The rows of a SELECT in lists of up to ``size``, from the cursor that
+        ``cursor_factory(driver_connection)`` opens (a server-side one, so that a large
+        result is never held whole); None when the statement must go through SQLAlchemy."""
+        plan, extracted = self._plan(conn.engine, stmt, None)
+        if plan is None:
+            return None
+        engine, dbapi_conn = conn.engine, conn.connection.dbapi_connection
+        values = plan.bind(None, extracted)
+        cursor = cursor_factory(dbapi_conn)
+        with self._driver_errors(engine, dbapi_conn, cursor, conn.invalidate, plan, values):
+            cursor.execute(plan.sql, values)
+            if not self._matched(engine, plan, cursor):
+                _close(cursor)
+                return None
+
+        def chunks():
+            try:
+                while True:
+                    with self._driver_errors(engine, dbapi_conn, cursor, conn.invalidate, plan, values):
+                        rows = cursor.fetchmany(size)
+                    if not rows:
+                        return
+                    yield _converted(plan, rows)
+            finally:
+                _close(cursor)
+
+        return chunks()
+
     def _run(self, engine: sa.Engine, dbapi_conn, invalidate, plan: _Plan, values, fetch: bool):
         """Execute on the driver; None when the result columns cannot be matched to the
         compiled ones (the caller then asks SQLAlchemy)."""
-        dialect = engine.dialect
         cursor = dbapi_conn.cursor()
         try:
-            cursor.execute(plan.sql, values)
-            if not fetch:
-                return cursor.rowcount
-            if cursor.description is None:
-                return []
-            if plan.results is None:
-                procs = plan.result_processors(dialect, cursor.description)
-                if procs is None:  # unmatched columns: SQLAlchemy runs this statement from now on
-                    plan.direct = False
+            with self._driver_errors(engine, dbapi_conn, cursor, invalidate, plan, values):
+                cursor.execute(plan.sql, values)
+                if not fetch:
+                    return cursor.rowcount
+                if not self._matched(engine, plan, cursor):
                     return None
-                plan.results = procs if any(procs) else []
-            rows = cursor.fetchall()
-            if plan.results:
-                procs = plan.results
-                rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(procs, row)) for row in rows]
-            return rows
+                return _converted(plan, cursor.fetchall()) if cursor.description is not None else []
+        finally:
+            _close(cursor)
+
+    @staticmethod
+    def _matched(engine: sa.Engine, plan: _Plan, cursor) -> bool:
+        """Learn the result converters from the first run; False if the driver's columns
+        do not match the compiled ones (SQLAlchemy runs the statement from then on)."""
+        if plan.results is None and cursor.description is not None:
+            procs = plan.result_processors(engine.dialect, cursor.description)
+            if procs is None:
+                plan.direct = False
+                return False
+            plan.results = procs if any(procs) else []
+        return True
+
+    @contextmanager
+    def _driver_errors(self, engine: sa.Engine, dbapi_conn, cursor, invalidate, plan: _Plan, values):
+        """Driver errors as SQLAlchemy raises them: its exception types, and a connection
+        the server dropped invalidated."""
+        try:
+            yield
         except self._dbapi_error as exc:
-            # as SQLAlchemy would: its exception types, and a dead connection invalidated
+            dialect = engine.dialect
             lost = dialect.is_disconnect(exc, dbapi_conn, cursor)
             if lost:
                 invalidate(exc)
             raise sa.exc.DBAPIError.instance(
                 plan.sql, values, exc, self._dbapi_error, hide_parameters=engine.hide_parameters,
                 connection_invalidated=lost, dialect=dialect) from exc
-        finally:
-            try:
-                cursor.close()
-            except Exception:  # noqa: BLE001 - the connection may be gone; the error above matters
-                pass
+
+
+def _converted(plan: _Plan, rows: list) -> list:
+    procs = plan.results
+    if not procs:
+        return rows
+    return [tuple(v if p is None or v is None else p(v) for p, v in zip(procs, row)) for row in rows]
+
+
+def _close(cursor) -> None:
+    try:
+        cursor.close()
+    except Exception:  # noqa: BLE001 - the connection may be gone; an error raised before matters more
+        pass
 
 
 def _observed(engine: sa.Engine) -> bool:

@@ -24,11 +24,16 @@ class FetchMixin:
         that a large result is never held as rows all at once."""
         names, stmt = self._fetch_statement(attrs, order_by, limit, offset)
 
+        connection = self._connection
+
         def chunks():
             # a server-side cursor lives in a transaction (PostgreSQL refuses one in autocommit)
-            with self._connection.transaction(write=False) as conn:
-                result = conn.execute(stmt, execution_options={"stream_results": True, "yield_per": FETCH_CHUNK})
-                for rows in result.partitions():
+            with connection.transaction(write=False) as conn:
+                direct = connection.direct.stream(conn, stmt, connection.adapter.server_cursor, FETCH_CHUNK)
+                if direct is None:
+                    result = conn.execute(stmt, execution_options={"stream_results": True, "yield_per": FETCH_CHUNK})
+                    direct = result.partitions()
+                for rows in direct:
                     yield self._decode(names, rows)
 
         return names, chunks()

@@ -198,3 +198,28 @@ def test_refresh_of_many_keys_refreshes_planner_statistics(schema):
             f"EXPLAIN SELECT 1 FROM {name} WHERE sample = 7 AND status = 'pending' FOR UPDATE SKIP LOCKED")))
     assert analyzed is not None
     assert "pkey" in plan, plan
+
+
+def test_to_pandas_streams_in_chunks_on_a_server_cursor(schema, monkeypatch):
+    from dj_dagster import fetch
+
+    Sample, _ = _declare(schema)
+    Sample.insert([_row(i) for i in range(20)])
+    monkeypatch.setattr(fetch, "FETCH_CHUNK", 7)
+    opened = []
+    adapter = schema.connection.adapter
+    original = adapter.server_cursor
+
+    def server_cursor(dbapi_conn):
+        opened.append(1)
+        return original(dbapi_conn)
+
+    monkeypatch.setattr(adapter, "server_cursor", server_cursor)
+    frame = (Sample & "sample >= 2").to_pandas()
+    assert opened == [1]
+    assert list(frame.index) == list(range(2, 20))
+    expected = [_row(i) for i in range(2, 20)]
+    assert list(frame["name"]) == [r["name"] for r in expected]
+    assert list(frame["price"]) == [r["price"] for r in expected]
+    assert list(frame["day"]) == [r["day"] for r in expected]
+    assert frame["weight"].isna().tolist() == [r["weight"] is None for r in expected]

@@ -161,6 +161,11 @@ class Adapter(AlterMixin):
         if rows:
             conn.execute(self.insert(table, mode, key), rows)
 
+    def server_cursor(self, dbapi_conn: Any) -> Any:
+        """A driver cursor that reads a large result from the server as it is fetched
+        (SQLite's own cursor already steps through the result)."""
+        return dbapi_conn.cursor()
+
     def analyze(self, conn: Connection, table: sa.Table) -> None:
         """Refresh the planner's statistics of a table that just grew by many rows (where
         the server would otherwise plan with stale ones until its next automatic pass)."""

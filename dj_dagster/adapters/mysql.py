@@ -43,6 +43,11 @@ class MySQLAdapter(Adapter):
         query.setdefault("charset", "utf8mb4")
         return super().create_engine(url.set(query=query), **kwargs)
 
+    def server_cursor(self, dbapi_conn):
+        import pymysql.cursors
+
+        return dbapi_conn.cursor(pymysql.cursors.SSCursor)  # unbuffered: rows arrive as fetched
+
     def create_schema(self, conn, schema):
         conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
 

@@ -208,6 +208,11 @@ class PostgreSQLAdapter(Adapter):
                 stmt.on_conflict_do_nothing(index_elements=key)
         return stmt
 
+    def server_cursor(self, dbapi_conn):
+        import uuid
+
+        return dbapi_conn.cursor(name=f"dj_{uuid.uuid4().hex}")  # a named cursor: DECLARE ... CURSOR
+
     def analyze(self, conn, table):
         # autovacuum analyzes a new jobs table only after a while: until then a claim by key
         # may be planned through the status index and scan every pending job
