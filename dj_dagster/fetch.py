@@ -86,9 +86,10 @@ class FetchMixin:
 
     def to_pandas(self, order_by=None, limit=None, offset=None) -> pd.DataFrame:
         names, chunks = self._fetch_chunks(None, order_by, limit, offset)
-        # column by column: a frame built from rows keeps views of one object array, which
-        # holds every boxed value of the chunk alive
-        frames = [pd.DataFrame(dict(zip(names, map(list, zip(*rows))))) for rows in chunks]
+        heading = self.heading
+        kinds = [_PANDAS.get(heading[n].type.name) for n in names] if all(
+            n in heading.attributes and not heading[n].computed for n in names) else None
+        frames = [_frame(names, rows, kinds) for rows in chunks]
         if not frames:
             frame = pd.DataFrame(columns=names)
         elif len(frames) == 1:
@@ -165,6 +166,27 @@ def _count(what: str, value):
 # numeric core types -> numpy dtype (strings, dates and codecs stay Python objects, as in datajoint)
 _NUMPY = {"int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8", "uint8": "u1", "uint16": "u2",
           "uint32": "u4", "uint64": "u8", "float32": "f4", "float64": "f8"}
+
+
+# numeric core types -> the dtype pandas infers for their Python values (int64, float64)
+_PANDAS = {**{t: "i8" for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")},
+           "float32": "f8", "float64": "f8"}
+
+
+def _frame(names: list[str], rows: list, kinds: list | None) -> pd.DataFrame:
+    """One chunk as a DataFrame, column by column (a frame built from rows keeps views of
+    one object array, which holds every boxed value of the chunk alive). ``kinds``: the
+    numeric dtype of each stored attribute, or None: numpy then converts the rows in one
+    call, unless a NULL in an integer column or a uint64 beyond int64 is in the way."""
+    if kinds is not None and rows:
+        try:
+            records = np.array(rows if type(rows[0]) is tuple else list(map(tuple, rows)),
+                               dtype=[(n, k or object) for n, k in zip(names, kinds)])
+        except (TypeError, ValueError, OverflowError):
+            pass
+        else:
+            return pd.DataFrame({n: records[n].copy() for n in names})  # no view keeps the records alive
+    return pd.DataFrame(dict(zip(names, map(list, zip(*rows)))))
 
 
 def _column_array(values, dtype: str | None = None) -> np.ndarray:
