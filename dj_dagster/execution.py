@@ -3,11 +3,12 @@
 SQLAlchemy's ``Connection.execute`` costs about 100 µs per statement on top of the driver
 (execution context, result object, events), as much as the round trip of a small query.
 DataJoint's hot paths (``len()``, the key restriction and the one-row insert of every
-make, a job claim) are exactly such statements. For them we keep SQLAlchemy's compiler and
-its cache key, and run the compiled string on the DBAPI cursor ourselves. A statement takes
-this path only when that gives the same result: no bind or result conversions the dialect
-would apply, no parameters expanded at execution (``IN`` lists), no bytea results (the
-PostgreSQL adapter's binary-result hook), no SQL echo, and no event listener watching cursor
+make, a job claim, a streamed fetch) are exactly such statements. For them we keep
+SQLAlchemy's compiler and its cache key, and run the compiled string on the DBAPI cursor
+ourselves, applying the dialect's bind and result converters as SQLAlchemy would. A
+statement takes this path only when that gives the same result: no parameters expanded at
+execution (``IN`` lists), no Python-side defaults, no bytea results (the PostgreSQL
+adapter's binary-result hook), no SQL echo, and no event listener watching cursor
 executions (other than ours marked ``dj_direct_safe``), so that what a listener counts or
 changes is still seen. Everything else goes through SQLAlchemy as before.
 """
