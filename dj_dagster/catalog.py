@@ -44,6 +44,14 @@ class TableInfo:
     def full_name(self) -> str:
         return f"{self.schema}.{self.name}"
 
+    def memo(self, key, build):
+        """``build()``, made once per table and kept with its catalog entry (which DDL
+        replaces): statements whose SQL never changes for the table."""
+        memos = self.__dict__.setdefault("_memos", {})
+        if key not in memos:
+            memos[key] = build()
+        return memos[key]
+
 
 def full_name(schema: str, table: str) -> str:
     return f"{schema}.{table}"

@@ -366,10 +366,7 @@ class QueryExpression(FetchMixin):
         if self._complex or self._distinct:
             stmt = sa.select(sa.func.count()).select_from(self.make_sql().subquery())
         elif not self._where and hasattr(self, "_info"):  # a whole table: one statement, built once
-            cache = self._info.__dict__
-            stmt = cache.get("count_all")
-            if stmt is None:
-                stmt = cache["count_all"] = sa.select(sa.func.count()).select_from(self._from)
+            stmt = self._info.memo("count_all", lambda: sa.select(sa.func.count()).select_from(self._from))
         else:
             stmt = sa.select(sa.func.count()).select_from(self._from).where(*self._where)
         return int(self._connection.scalar(stmt))

@@ -83,13 +83,11 @@ class Table(QueryExpression, metaclass=TableMeta):
         if cls._schema is None:
             raise DataJointError(f"Table class {cls.__name__} is not bound to a schema; decorate it with @schema")
         info = self._info
-        source = info.__dict__.get("query_source")
-        if source is None:
-            # A name fixed per table keeps statements alike across calls, so SQLAlchemy's
-            # compiled cache and the server's prepared statements are reused (self-joins
-            # wrap one side in a subquery of its own name). Built once per table: every
-            # restriction in a make() starts from it.
-            source = info.__dict__["query_source"] = _query_source(info.sa_table, _alias_for(info.name))
+        # A name fixed per table keeps statements alike across calls, so SQLAlchemy's
+        # compiled cache and the server's prepared statements are reused (self-joins wrap
+        # one side in a subquery of its own name). Built once per table: every restriction
+        # in a make() starts from it.
+        source = info.memo("query_source", lambda: _query_source(info.sa_table, _alias_for(info.name)))
         self._connection = cls._schema.connection
         self._from, self._cols, self._aliases = source  # expressions copy _cols before changing it
         self._used = self._aliases
@@ -210,11 +208,8 @@ class Table(QueryExpression, metaclass=TableMeta):
             raise DataError(f"Cannot insert into {self.full_table_name}: {_driver_message(exc)}") from None
 
     def _insert_statement(self, mode: str | None):
-        cache = self._info.__dict__
-        stmt = cache.get(("insert", mode))
-        if stmt is None:
-            stmt = cache[("insert", mode)] = self._connection.adapter.insert(self.sa_table, mode, self.primary_key)
-        return stmt
+        return self._info.memo(("insert", mode),
+                               lambda: self._connection.adapter.insert(self.sa_table, mode, self.primary_key))
 
     def insert1(self, row: Any, **kwargs) -> None:
         self.insert([row], **kwargs)
