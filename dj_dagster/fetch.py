@@ -86,9 +86,7 @@ class FetchMixin:
 
     def to_pandas(self, order_by=None, limit=None, offset=None) -> pd.DataFrame:
         names, chunks = self._fetch_chunks(None, order_by, limit, offset)
-        heading = self.heading
-        kinds = [_PANDAS.get(heading[n].type.name) for n in names] if all(
-            n in heading.attributes and not heading[n].computed for n in names) else None
+        kinds = [_PANDAS.get(self.heading[n].type.name) for n in names] if self._all_stored(names) else None
         frames = [_frame(names, rows, kinds) for rows in chunks]
         if not frames:
             frame = pd.DataFrame(columns=names)
@@ -112,8 +110,12 @@ class FetchMixin:
             columns = list(zip(*rows)) if rows else [() for _ in names]
             arrays = tuple(_column_array(c, d) for c, d in zip(columns, dtypes))
             return arrays[0] if len(arrays) == 1 else arrays
-        return _records(names, rows, dtypes, stored=all(
-            n in self.heading.attributes and not self.heading[n].computed for n in names))
+        return _records(names, rows, dtypes, stored=self._all_stored(names))
+
+    def _all_stored(self, names: list[str]) -> bool:
+        """Every column is a stored attribute, whose type the heading fixes."""
+        heading = self.heading
+        return all(n in heading.attributes and not heading[n].computed for n in names)
 
     def keys(self, order_by=None, limit=None, offset=None) -> list[dict]:
         names, rows = self._fetch_rows(self.primary_key, order_by, limit, offset)
@@ -178,15 +180,23 @@ def _frame(names: list[str], rows: list, kinds: list | None) -> pd.DataFrame:
     one object array, which holds every boxed value of the chunk alive). ``kinds``: the
     numeric dtype of each stored attribute, or None: numpy then converts the rows in one
     call, unless a NULL in an integer column or a uint64 beyond int64 is in the way."""
-    if kinds is not None and rows:
-        try:
-            records = np.array(rows if type(rows[0]) is tuple else list(map(tuple, rows)),
-                               dtype=[(n, k or object) for n, k in zip(names, kinds)])
-        except (TypeError, ValueError, OverflowError):
-            pass
-        else:
-            return pd.DataFrame({n: records[n].copy() for n in names})  # no view keeps the records alive
+    records = _structured(names, rows, kinds) if kinds is not None else None
+    if records is not None:
+        return pd.DataFrame({n: records[n].copy() for n in names})  # no view keeps the records alive
     return pd.DataFrame(dict(zip(names, map(list, zip(*rows)))))
+
+
+def _structured(names: list[str], rows: list, dtypes: list) -> np.ndarray | None:
+    """The rows as a record array made by numpy in one call (None stands for object), or
+    None when a value does not fit its dtype (a NULL in an integer column, say) or there
+    are no rows."""
+    if not rows:
+        return None
+    try:
+        return np.array(rows if type(rows[0]) is tuple else list(map(tuple, rows)),
+                        dtype=[(n, d or object) for n, d in zip(names, dtypes)])
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _column_array(values, dtype: str | None = None) -> np.ndarray:
@@ -211,12 +221,9 @@ def _records(names: list[str], rows: list, dtypes: list, stored: bool = False) -
     """A record array; ``stored``: every column is a stored attribute, whose numpy type the
     heading fixes, so numpy converts the rows in one call unless a NULL or a codec value
     is in the way (then column by column, as below)."""
-    if stored and rows:
-        try:
-            return np.array(rows if type(rows[0]) is tuple else list(map(tuple, rows)),
-                            dtype=[(n, d or object) for n, d in zip(names, dtypes)])
-        except (TypeError, ValueError, OverflowError):
-            pass
+    records = _structured(names, rows, dtypes) if stored else None
+    if records is not None:
+        return records
     columns = list(zip(*rows)) if rows else [[] for _ in names]
     arrays = [_column_array(c, d) for c, d in zip(columns, dtypes)]
     out = np.empty(len(rows), dtype=[(n, a.dtype) for n, a in zip(names, arrays)])
