@@ -1,7 +1,8 @@
 """Statements run on the driver's cursor, compiled by SQLAlchemy.
 
-SQLAlchemy's ``Connection.execute`` costs about 100 µs per statement on top of the driver
-(execution context, result object, events), as much as the round trip of a small query.
+SQLAlchemy's ``Connection.execute`` adds an execution context, a result object and event
+dispatch to every statement: for a small query, a cost of the order of its round trip
+(``python -m bench -k "len()" --profile`` shows the split).
 DataJoint's hot paths (``len()``, the key restriction and the one-row insert of every
 make, a job claim, a streamed fetch) are exactly such statements. For them we keep
 SQLAlchemy's compiler and its cache key, and run the compiled string on the DBAPI cursor
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -116,12 +117,14 @@ class DirectExecutor:
                 return rows
         return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).all()
 
-    def read(self, engine: sa.Engine, stmt, params: dict | None = None) -> list:
+    def read(self, engine: sa.Engine, stmt, params: dict | None = None, connecting=nullcontext) -> list:
         """:meth:`rows` outside a transaction, on a pooled driver connection of ``engine``
-        (an autocommit engine) checked out without a SQLAlchemy Connection around it."""
+        (an autocommit engine) checked out without a SQLAlchemy Connection around it.
+        ``connecting()``: a context that turns a failed checkout into the caller's error."""
         plan, extracted = self._plan(engine, stmt, None)
         if plan is not None:
-            pooled = engine.raw_connection()
+            with connecting():
+                pooled = engine.raw_connection()
             try:
                 rows = self._run(engine, pooled.dbapi_connection, pooled.invalidate, plan,
                                  plan.bind(params, extracted), fetch=True)
@@ -129,7 +132,9 @@ class DirectExecutor:
                 pooled.close()
             if rows is not None:
                 return rows
-        with engine.connect() as conn:
+        with connecting():
+            conn = engine.connect()
+        with conn:
             return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).all()
 
     def write(self, conn: sa.Connection, stmt, params: dict | None = None) -> int:
