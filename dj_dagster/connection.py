@@ -77,7 +77,7 @@ class Connection:
         if self.adapter.server:
             for engine in self.engines:
                 _ping_when_idle(engine)
-        self.direct = DirectExecutor(self.engine)
+        self.direct = DirectExecutor(self.engine, self.adapter)
         self.metadata = sa.MetaData()
         self.tables: dict[str, Any] = {}  # "schema.table" -> Table instance (bound to this connection)
         self._local = threading.local()

@@ -11,7 +11,9 @@ statement takes this path only when that gives the same result: no parameters ex
 execution (``IN`` lists), no Python-side defaults, no bytea results (the PostgreSQL
 adapter's binary-result hook), no SQL echo, and no event listener watching cursor
 executions (other than ours marked ``dj_direct_safe``), so that what a listener counts or
-changes is still seen. Everything else goes through SQLAlchemy as before.
+changes is still seen. Everything else goes through SQLAlchemy as before. Where the adapter
+allows it (PostgreSQL, when every result column loads alike from both formats), results
+come in the driver's binary format: numbers and dates then skip text formatting and parsing.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ PLAN_CACHE_SIZE = 512  # compiled statements kept per connection (LRU)
 class _Plan:
     """A compiled statement and how to bind its parameters and convert its results on the driver."""
 
-    __slots__ = ("compiled", "sql", "positions", "processors", "escaped", "direct", "results")
+    __slots__ = ("compiled", "sql", "positions", "processors", "escaped", "direct", "results", "binary")
 
-    def __init__(self, compiled, direct: bool):
+    def __init__(self, compiled, direct: bool, binary: bool = False):
         self.compiled = compiled
         self.sql = compiled.string
         self.positions = list(compiled.positiontup) if compiled.positional else None
@@ -39,6 +41,7 @@ class _Plan:
         self.escaped = dict(getattr(compiled, "escaped_bind_names", None) or {})  # name -> name in the SQL
         self.direct = direct
         self.results = None  # per result column: the dialect's converter or None, from the first run
+        self.binary = binary  # ask the driver for results in its binary format
 
     def bind(self, params: dict | None, extracted) -> Any:
         """The driver's parameters, as SQLAlchemy's execution context builds them."""
@@ -65,7 +68,8 @@ class _Plan:
 class DirectExecutor:
     """Per-connection cache of compiled statements that may bypass SQLAlchemy's execute."""
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine, adapter):
+        self._adapter = adapter
         self._plans: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
@@ -90,7 +94,9 @@ class DirectExecutor:
                 return (plan, ck.bindparams) if plan.direct else (None, None)
         compiled = stmt.compile(dialect=dialect, cache_key=ck,
                                 column_keys=list(column_keys) if column_keys else None)
-        plan = _Plan(compiled, self._direct(compiled))
+        direct = self._direct(compiled)
+        types = [c[3] for c in getattr(compiled, "_result_columns", None) or ()]
+        plan = _Plan(compiled, direct, direct and self._adapter.binary_results(dialect, types))
         with self._lock:
             self._plans[key] = plan
             if len(self._plans) > PLAN_CACHE_SIZE:
@@ -156,7 +162,7 @@ class DirectExecutor:
             return None
         engine, dbapi_conn = conn.engine, conn.connection.dbapi_connection
         values = plan.bind(None, extracted)
-        cursor = cursor_factory(dbapi_conn)
+        cursor = cursor_factory(dbapi_conn, plan.binary)
         with self._driver_errors(engine, dbapi_conn, cursor, conn.invalidate, plan, values):
             cursor.execute(plan.sql, values)
             if not self._matched(engine, plan, cursor):
@@ -179,7 +185,7 @@ class DirectExecutor:
     def _run(self, engine: sa.Engine, dbapi_conn, invalidate, plan: _Plan, values, fetch: bool):
         """Execute on the driver; None when the result columns cannot be matched to the
         compiled ones (the caller then asks SQLAlchemy)."""
-        cursor = dbapi_conn.cursor()
+        cursor = self._adapter.cursor(dbapi_conn, plan.binary)
         try:
             with self._driver_errors(engine, dbapi_conn, cursor, invalidate, plan, values):
                 cursor.execute(plan.sql, values)

@@ -100,6 +100,40 @@ def test_hot_statements_run_direct_with_the_same_values(schema, direct_runs):
         assert {k: type(v) for k, v in a.items()} == {k: type(v) for k, v in b.items()}
 
 
+def test_binary_results_only_where_values_load_alike(schema, monkeypatch):
+    """PostgreSQL reads direct results in psycopg's binary format when every column loads
+    to the same value as from text; REAL (widened in binary) and enum keep the text format."""
+    plans = []
+    original = execution.DirectExecutor._run
+
+    def spy(self, engine, dbapi_conn, invalidate, plan, values, fetch):
+        plans.append(plan)
+        return original(self, engine, dbapi_conn, invalidate, plan, values, fetch)
+
+    monkeypatch.setattr(execution.DirectExecutor, "_run", spy)
+    Sample, _ = _declare(schema)
+
+    @schema
+    class Reading(dj.Manual):
+        definition = """
+        reading : int32
+        ---
+        level : float32
+        kind : enum('low', 'high')
+        """
+
+    Sample.insert([_row(i) for i in range(3)])
+    Reading.insert1({"reading": 1, "level": 0.1, "kind": "high"})
+    plans.clear()
+    assert Sample.to_dicts(order_by="sample") == [_row(i) for i in range(3)]
+    assert (Reading & {"reading": 1}).fetch1() == {"reading": 1, "level": pytest.approx(0.1), "kind": "high"}
+    assert (Reading & {"reading": 1}).fetch1("level") == 0.1  # not 0.10000000149011612, float4 widened
+    selects = [p for p in plans if p.sql.lstrip().upper().startswith("SELECT")]
+    assert len(selects) >= 2
+    on_pg = schema.connection.backend == "postgresql"
+    assert [p.binary for p in selects] == [on_pg] + [False] * (len(selects) - 1)
+
+
 def test_direct_errors_are_sqlalchemy_errors(schema, direct_runs):
     Sample, _ = _declare(schema)
     Sample.insert1(_row(1))
@@ -210,13 +244,13 @@ def test_to_pandas_streams_in_chunks_on_a_server_cursor(schema, monkeypatch):
     adapter = schema.connection.adapter
     original = adapter.server_cursor
 
-    def server_cursor(dbapi_conn):
-        opened.append(1)
-        return original(dbapi_conn)
+    def server_cursor(dbapi_conn, binary=False):
+        opened.append(binary)
+        return original(dbapi_conn, binary)
 
     monkeypatch.setattr(adapter, "server_cursor", server_cursor)
     frame = (Sample & "sample >= 2").to_pandas()
-    assert opened == [1]
+    assert opened == [schema.connection.backend == "postgresql"]  # binary results there
     assert list(frame.index) == list(range(2, 20))
     expected = [_row(i) for i in range(2, 20)]
     assert list(frame["name"]) == [r["name"] for r in expected]

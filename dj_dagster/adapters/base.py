@@ -161,10 +161,20 @@ class Adapter(AlterMixin):
         if rows:
             conn.execute(self.insert(table, mode, key), rows)
 
-    def server_cursor(self, dbapi_conn: Any) -> Any:
+    def cursor(self, dbapi_conn: Any, binary: bool = False) -> Any:
+        """A driver cursor for a statement run directly (see execution.py); ``binary``:
+        results in the driver's binary format, where :meth:`binary_results` allowed it."""
+        return dbapi_conn.cursor()
+
+    def server_cursor(self, dbapi_conn: Any, binary: bool = False) -> Any:
         """A driver cursor that reads a large result from the server as it is fetched
         (SQLite's own cursor already steps through the result)."""
         return dbapi_conn.cursor()
+
+    def binary_results(self, dialect: Any, types: list) -> bool:
+        """Whether a SELECT with result columns of these types may ask the driver for
+        binary results: only where every value loads the same as from text."""
+        return False
 
     def analyze(self, conn: Connection, table: sa.Table) -> None:
         """Refresh the planner's statistics of a table that just grew by many rows (where

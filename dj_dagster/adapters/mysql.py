@@ -43,7 +43,7 @@ class MySQLAdapter(Adapter):
         query.setdefault("charset", "utf8mb4")
         return super().create_engine(url.set(query=query), **kwargs)
 
-    def server_cursor(self, dbapi_conn):
+    def server_cursor(self, dbapi_conn, binary=False):
         import pymysql.cursors
 
         return dbapi_conn.cursor(pymysql.cursors.SSCursor)  # unbuffered: rows arrive as fetched

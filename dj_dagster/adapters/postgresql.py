@@ -208,10 +208,18 @@ class PostgreSQLAdapter(Adapter):
                 stmt.on_conflict_do_nothing(index_elements=key)
         return stmt
 
-    def server_cursor(self, dbapi_conn):
+    def cursor(self, dbapi_conn, binary=False):
+        return dbapi_conn.cursor(binary=True) if binary else dbapi_conn.cursor()
+
+    def server_cursor(self, dbapi_conn, binary=False):
         import uuid
 
-        return dbapi_conn.cursor(name=f"dj_{uuid.uuid4().hex}")  # a named cursor: DECLARE ... CURSOR
+        # a named cursor: DECLARE ... CURSOR
+        return dbapi_conn.cursor(name=f"dj_{uuid.uuid4().hex}", binary=binary)
+
+    def binary_results(self, dialect, types):
+        # binary numbers and dates skip the server's formatting and the client's parsing
+        return dialect.driver == "psycopg" and bool(types) and all(map(_binary_safe, types))
 
     def analyze(self, conn, table):
         # autovacuum analyzes a new jobs table only after a while: until then a claim by key
