@@ -55,6 +55,43 @@ def _ping_when_idle(engine: sa.Engine) -> None:
             raise
 
 
+def _alive(engine: sa.Engine, pooled) -> bool:
+    """Ping a kept connection; a dead one is invalidated (the pool then connects afresh)."""
+    try:
+        engine.dialect.do_ping(pooled.dbapi_connection)
+        return True
+    except Exception as exc:  # noqa: BLE001 - whatever the ping met, use a fresh connection
+        if not engine.dialect.is_disconnect(exc, pooled.dbapi_connection, None):
+            log.debug("ping of a kept read connection failed: %s", type(exc).__name__)
+        pooled.invalidate()
+        pooled.close()
+        return False
+
+
+class _Held:
+    """A pooled connection kept for a thread's next read; returned to the pool when the
+    thread's locals are cleared (the thread ended) unless released first."""
+
+    __slots__ = ("pooled", "used")
+
+    def __init__(self, pooled):
+        self.pooled, self.used = pooled, time.monotonic()
+
+    def release(self):
+        pooled, self.pooled = self.pooled, None
+        return pooled
+
+    def close(self) -> None:
+        pooled = self.release()
+        if pooled is not None:
+            try:
+                pooled.close()
+            except Exception:  # noqa: BLE001 - a connection already gone needs no return
+                pass
+
+    __del__ = close
+
+
 class Connection:
     """Owns the engine; hands out the thread's current transaction connection."""
 
@@ -78,6 +115,7 @@ class Connection:
             for engine in self.engines:
                 _ping_when_idle(engine)
         self.direct = DirectExecutor(self.engine, self.adapter)
+        self._lend = (self._take_reader, self._give_back_reader)
         self.metadata = sa.MetaData()
         self.tables: dict[str, Any] = {}  # "schema.table" -> Table instance (bound to this connection)
         self._local = threading.local()
@@ -150,6 +188,30 @@ class Connection:
         with self.transaction(write=False) as conn:
             yield conn
 
+    def _take_reader(self) -> Any:
+        """This thread's pooled read connection (autocommit), kept between reads: a loop of
+        small queries (``len()``, ``fetch1`` in a notebook loop) then skips the pool's
+        checkout and checkin per statement. Kept only while the pool has room for other
+        threads (see :meth:`_give_back_reader`); pinged when it sat idle; back in the pool
+        when the thread ends."""
+        local = self._local
+        held = getattr(local, "reader", None)
+        if held is not None:
+            local.reader = None  # a read inside this one (a generator's) takes another
+            pooled = held.release()
+            if time.monotonic() - held.used <= IDLE_PING_S or _alive(self._reader, pooled):
+                return pooled
+        with self._connecting():
+            return self._reader.raw_connection()
+
+    def _give_back_reader(self, pooled) -> None:
+        pool, local = self._reader.pool, self._local
+        room = getattr(pool, "checkedout", None) and pool.checkedout() < pool.size()
+        if room and getattr(local, "reader", None) is None and pooled.is_valid:
+            local.reader = _Held(pooled)
+        else:
+            pooled.close()
+
     @contextmanager
     def _connecting(self) -> Iterator[None]:
         """A failed connect as our error, naming the server (never its password)."""
@@ -187,7 +249,8 @@ class Connection:
     def query_all(self, stmt: Any, params: Any = None) -> list:
         """Every row, as sequences (straight from the driver when the statement allows)."""
         if self._reader is not None and not self.in_transaction:
-            return self.direct.read(self._reader, stmt, params, connecting=self._connecting)
+            return self.direct.read(self._reader, stmt, params, connecting=self._connecting,
+                                    lend=self._lend)
         with self.reading() as conn:
             return self.direct.rows(conn, stmt, params)
 
@@ -215,11 +278,19 @@ class Connection:
         return [e for e in (self.engine, self._reader) if e is not None]
 
     def close(self) -> None:
+        held = getattr(self._local, "reader", None)
+        self._local.reader = None
+        if held is not None:
+            held.close()
         for engine in self.engines:
             engine.dispose()
 
     def after_fork(self) -> None:
         """In a forked child: drop the parent's pooled sockets without closing them."""
+        held = getattr(self._local, "reader", None)
+        if held is not None:
+            held.release()  # the parent's socket: forgotten here, never closed
+        self._local.reader = None
         for engine in self.engines:
             engine.dispose(close=False)
 

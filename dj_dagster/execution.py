@@ -19,6 +19,7 @@ come in the driver's binary format: numbers and dates then skip text formatting 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 PLAN_CACHE_SIZE = 512  # compiled statements kept per connection (LRU)
+KEEP_CURSOR_ROWS = 1000  # a driver cursor is kept for the next statement after a result this small
 
 
 class _Plan:
@@ -71,6 +73,7 @@ class DirectExecutor:
     def __init__(self, engine: sa.Engine, adapter):
         self._adapter = adapter
         self._plans: OrderedDict = OrderedDict()
+        self._cursors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # driver connection -> cursors
         self._lock = threading.Lock()
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
 
@@ -123,19 +126,26 @@ class DirectExecutor:
                 return rows
         return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).all()
 
-    def read(self, engine: sa.Engine, stmt, params: dict | None = None, connecting=nullcontext) -> list:
+    def read(self, engine: sa.Engine, stmt, params: dict | None = None, connecting=nullcontext,
+             lend=None) -> list:
         """:meth:`rows` outside a transaction, on a pooled driver connection of ``engine``
-        (an autocommit engine) checked out without a SQLAlchemy Connection around it.
+        (an autocommit engine) without a SQLAlchemy Connection around it: one checked out
+        for this statement, or the one that ``lend = (take, give_back)`` lends.
         ``connecting()``: a context that turns a failed checkout into the caller's error."""
         plan, extracted = self._plan(engine, stmt, None)
         if plan is not None:
-            with connecting():
-                pooled = engine.raw_connection()
+            if lend is None:
+                with connecting():
+                    pooled = engine.raw_connection()
+                give_back = _pooled_close
+            else:
+                take, give_back = lend
+                pooled = take()
             try:
                 rows = self._run(engine, pooled.dbapi_connection, pooled.invalidate, plan,
                                  plan.bind(params, extracted), fetch=True)
             finally:
-                pooled.close()
+                give_back(pooled)
             if rows is not None:
                 return rows
         with connecting():
@@ -185,17 +195,48 @@ class DirectExecutor:
     def _run(self, engine: sa.Engine, dbapi_conn, invalidate, plan: _Plan, values, fetch: bool):
         """Execute on the driver; None when the result columns cannot be matched to the
         compiled ones (the caller then asks SQLAlchemy)."""
-        cursor = self._adapter.cursor(dbapi_conn, plan.binary)
+        cursor, keep = self._cursor(dbapi_conn, plan.binary), False
         try:
-            with self._driver_errors(engine, dbapi_conn, cursor, invalidate, plan, values):
-                cursor.execute(plan.sql, values)
-                if not fetch:
-                    return cursor.rowcount
+            cursor.execute(plan.sql, values)
+            if not fetch:
+                keep = True
+                return cursor.rowcount
+            if plan.results is None:  # the first run: learn the converters (cursor.description costs)
+                if cursor.description is None:
+                    return []
                 if not self._matched(engine, plan, cursor):
                     return None
-                return _converted(plan, cursor.fetchall()) if cursor.description is not None else []
+            rows = cursor.fetchall()
+            keep = len(rows) <= KEEP_CURSOR_ROWS  # a kept cursor holds its last result
+        except self._dbapi_error as exc:
+            raise self._as_sqlalchemy(exc, engine, dbapi_conn, cursor, invalidate, plan, values) from exc
         finally:
-            _close(cursor)
+            if not keep:
+                self._drop_cursor(dbapi_conn, plan.binary, cursor)
+        return _converted(plan, rows) if plan.results else rows
+
+    def _cursor(self, dbapi_conn, binary: bool):
+        """The driver cursor kept for this connection (one per result format): opening
+        and closing one per statement costs as much as the rest of our path."""
+        try:
+            kept = self._cursors.get(dbapi_conn)
+        except TypeError:  # a driver connection without weak references
+            return self._adapter.cursor(dbapi_conn, binary)
+        cursor = kept[binary] if kept is not None else None
+        if cursor is None:
+            cursor = self._adapter.cursor(dbapi_conn, binary)
+            with self._lock:
+                self._cursors.setdefault(dbapi_conn, [None, None])[binary] = cursor
+        return cursor
+
+    def _drop_cursor(self, dbapi_conn, binary: bool, cursor) -> None:
+        try:
+            kept = self._cursors.get(dbapi_conn)
+        except TypeError:
+            kept = None
+        if kept is not None and kept[binary] is cursor:
+            kept[binary] = None
+        _close(cursor)
 
     @staticmethod
     def _matched(engine: sa.Engine, plan: _Plan, cursor) -> bool:
@@ -211,18 +252,25 @@ class DirectExecutor:
 
     @contextmanager
     def _driver_errors(self, engine: sa.Engine, dbapi_conn, cursor, invalidate, plan: _Plan, values):
-        """Driver errors as SQLAlchemy raises them: its exception types, and a connection
-        the server dropped invalidated."""
         try:
             yield
         except self._dbapi_error as exc:
-            dialect = engine.dialect
-            lost = dialect.is_disconnect(exc, dbapi_conn, cursor)
-            if lost:
-                invalidate(exc)
-            raise sa.exc.DBAPIError.instance(
-                plan.sql, values, exc, self._dbapi_error, hide_parameters=engine.hide_parameters,
-                connection_invalidated=lost, dialect=dialect) from exc
+            raise self._as_sqlalchemy(exc, engine, dbapi_conn, cursor, invalidate, plan, values) from exc
+
+    def _as_sqlalchemy(self, exc, engine: sa.Engine, dbapi_conn, cursor, invalidate, plan: _Plan, values):
+        """A driver error as SQLAlchemy raises it: its exception type, and a connection the
+        server dropped invalidated."""
+        dialect = engine.dialect
+        lost = dialect.is_disconnect(exc, dbapi_conn, cursor)
+        if lost:
+            invalidate(exc)
+        return sa.exc.DBAPIError.instance(
+            plan.sql, values, exc, self._dbapi_error, hide_parameters=engine.hide_parameters,
+            connection_invalidated=lost, dialect=dialect)
+
+
+def _pooled_close(pooled) -> None:
+    pooled.close()
 
 
 def _converted(plan: _Plan, rows: list) -> list:

@@ -363,10 +363,11 @@ class QueryExpression(FetchMixin):
 
     # --- introspection -----------------------------------------------------------
     def __len__(self) -> int:
-        if self._complex or self._distinct:
+        info = None if self._where else getattr(self, "_info", None)
+        if info is not None and not self._complex:  # a whole table: one statement, built once
+            stmt = info.memo("count_all", lambda: sa.select(sa.func.count()).select_from(self._from))
+        elif self._complex or self._distinct:
             stmt = sa.select(sa.func.count()).select_from(self.make_sql().subquery())
-        elif not self._where and hasattr(self, "_info"):  # a whole table: one statement, built once
-            stmt = self._info.memo("count_all", lambda: sa.select(sa.func.count()).select_from(self._from))
         else:
             stmt = sa.select(sa.func.count()).select_from(self._from).where(*self._where)
         return int(self._connection.scalar(stmt))

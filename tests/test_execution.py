@@ -257,3 +257,85 @@ def test_to_pandas_streams_in_chunks_on_a_server_cursor(schema, monkeypatch):
     assert list(frame["price"]) == [r["price"] for r in expected]
     assert list(frame["day"]) == [r["day"] for r in expected]
     assert frame["weight"].isna().tolist() == [r["weight"] is None for r in expected]
+
+
+def _server_session_id(schema, pooled) -> int:
+    dbapi_conn = pooled.dbapi_connection
+    cur = dbapi_conn.cursor()
+    cur.execute("SELECT pg_backend_pid()" if schema.connection.backend == "postgresql" else "SELECT CONNECTION_ID()")
+    (pid,) = cur.fetchone()
+    cur.close()
+    return pid
+
+
+def test_reads_reuse_one_connection_per_thread(schema):
+    """Reads outside a transaction keep this thread's pooled connection (no checkout per
+    read), return it when the thread ends, and replace one the server dropped."""
+    Sample, _ = _declare(schema)
+    Sample.insert([_row(i) for i in range(3)])
+    connection = schema.connection
+    if connection._reader is None:  # SQLite: reads share the one engine, nothing is kept
+        assert [len(Sample) for _ in range(3)] == [3, 3, 3]
+        return
+    checkouts = []
+
+    def checkout(*args):
+        checkouts.append(1)
+
+    sa.event.listen(connection._reader, "checkout", checkout)
+    try:
+        assert len(Sample) == 3
+        checkouts.clear()
+        assert [len(Sample & {"sample": i}) for i in range(3)] == [1, 1, 1]
+        assert (Sample & {"sample": 2}).fetch1("name") == "s2"
+        assert checkouts == []
+    finally:
+        sa.event.remove(connection._reader, "checkout", checkout)
+
+    # another thread's kept connection goes back to the pool when that thread ends
+    import gc
+    import threading
+
+    pool = connection._reader.pool
+    before = pool.checkedout()
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append((len(Sample), pool.checkedout())))
+    worker.start()
+    worker.join()
+    gc.collect()
+    assert seen == [(3, before + 1)] and pool.checkedout() == before
+
+    # the server ends the kept session: after an idle spell the next read pings, and
+    # runs on a fresh connection
+    held = connection._local.reader.pooled
+    victim = _server_session_id(schema, held)
+    with connection.transaction() as tx:
+        kill = (f"SELECT pg_terminate_backend({victim})" if connection.backend == "postgresql"
+                else f"KILL {victim}")
+        tx.execute(sa.text(kill))
+    connection._local.reader.used -= 60  # as if idle for a minute
+    assert len(Sample) == 3
+    assert _server_session_id(schema, connection._local.reader.pooled) != victim
+
+
+def test_kept_cursors_do_not_hold_large_results(schema, monkeypatch):
+    """The direct path keeps a driver cursor per connection for the next statement,
+    except after a large result (a kept cursor holds its last result)."""
+    monkeypatch.setattr(execution, "KEEP_CURSOR_ROWS", 5)
+    Sample, _ = _declare(schema)
+    Sample.insert([_row(i) for i in range(8)])
+    executor = schema.connection.direct
+    with schema.connection.transaction() as tx:
+        dbapi_conn = tx.connection.dbapi_connection
+        table = Sample().sa_table
+        assert len(executor.rows(tx, sa.select(table.c.sample).where(table.c.sample < 3))) == 3
+        if schema.connection.backend == "sqlite":  # sqlite3 connections have no weak references
+            with pytest.raises(TypeError):
+                executor._cursors.get(dbapi_conn)
+            assert len(executor.rows(tx, sa.select(table.c.sample))) == 8
+            return
+        kept = executor._cursors.get(dbapi_conn)
+        assert kept is not None and any(c is not None for c in kept)
+        assert len(executor.rows(tx, sa.select(table.c.sample))) == 8
+        assert all(c is None for c in executor._cursors.get(dbapi_conn))
+    assert Sample.keys(order_by="sample", limit=2) == [{"sample": 0}, {"sample": 1}]
