@@ -49,7 +49,7 @@ def alter(table, definition: str) -> dict[str, list[str]]:
             a, before = new_sec[name], old_sec[name]
             column = catalog.build_column(adapter, a, info.schema, info.name)
             if _signature(a)[:3] == _signature(before)[:3]:
-                _comment_only(adapter, tx, info, column)
+                adapter.change_comment(tx, info.schema, info.name, column)
             else:
                 adapter.modify_column(tx, info.schema, info.name, column)
         if new.comment != info.comment:
@@ -57,9 +57,3 @@ def alter(table, definition: str) -> dict[str, list[str]]:
     catalog.forget(conn, info.schema, info.name)
     return {"added": added, "dropped": dropped, "changed": changed}
 
-
-def _comment_only(adapter, tx, info, column) -> None:
-    if adapter.supports_comments and adapter.name == "mysql":
-        adapter.modify_column(tx, info.schema, info.name, column)
-    else:
-        adapter._column_comment(tx, info.schema, info.name, column)

@@ -138,10 +138,8 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
 
 
 def _fk_support_indexes(adapter, definition: TableDef) -> list[tuple[str, ...]]:
-    """PostgreSQL does not index the referencing columns of a foreign key; like
-    datajoint-python, declare an index on those of each foreign key unless they are
-    already a left prefix of the primary key or of another index."""
-    if adapter.name != "postgresql":
+    """The indexes to declare for foreign keys (see ``Adapter.indexes_foreign_keys``)."""
+    if not adapter.indexes_foreign_keys:
         return []
     prefixes = [tuple(definition.primary_key)] + [tuple(attrs) for _, attrs in definition.indexes]
     out = []
@@ -255,7 +253,7 @@ def load(connection, schema: str, table: str) -> TableInfo:
         table_comment, comments = adapter.read_comments(conn, schema, table)
     fk_infos = []
     for fk in fks:
-        p_schema, p_table = _parent_of(adapter, fk, schema)
+        p_schema, p_table = adapter.referred_table(fk, schema)
         fk_infos.append(ForeignKeyInfo(full_name(p_schema, p_table),
                                        dict(zip(fk["constrained_columns"], fk["referred_columns"])),
                                        all(c in pk for c in fk["constrained_columns"])))
@@ -310,14 +308,6 @@ def _normal_default(default, spec=None) -> str | None:
         # datajoint-python quotes every default, numbers too: DEFAULT '1.5'
         text = text[1:-1]
     return text
-
-
-def _parent_of(adapter, fk: dict, schema: str) -> tuple[str, str]:
-    referred_schema = fk.get("referred_schema")
-    referred = fk["referred_table"]
-    if referred_schema is None and "." in referred and adapter.name == "sqlite":
-        return split_name(referred)
-    return referred_schema or schema, referred
 
 
 def forget(connection, schema: str, table: str) -> None:

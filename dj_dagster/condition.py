@@ -114,7 +114,7 @@ def restriction_value(attr, value: Any) -> Any:
 def _padded(expr: "QueryExpression", attr) -> bool:
     """MySQL/MariaDB collations compare strings with PAD SPACE ('a' = 'a  '): the
     length must match too."""
-    return attr.type.name in _STRINGS and not attr.computed and expr.dialect == "mysql"
+    return attr.type.name in _STRINGS and not attr.computed and expr._connection.adapter.pads_strings
 
 
 def _equalities(expr: "QueryExpression", row: Mapping) -> list:

@@ -36,6 +36,10 @@ class AlterMixin:
     def _column_comment(self, conn, schema: str, table: str, column: sa.Column) -> None:
         """Backends whose ADD/MODIFY COLUMN cannot carry the comment set it here."""
 
+    def change_comment(self, conn, schema: str, table: str, column: sa.Column) -> None:
+        """alter() of an attribute's comment alone (its type, default and nullability as they are)."""
+        self._column_comment(conn, schema, table, column)
+
     def set_table_comment(self, conn, schema: str, table: str, comment: str) -> None:
         raise NotImplementedError
 
@@ -52,6 +56,12 @@ class Adapter(AlterMixin):
     server = True  # a database server, which may restart under an idle pool (not an embedded file)
     keeps_lineage = True  # datajoint's backends: ~lineage rows for its semantic checks
     timestamp_default = "CURRENT_TIMESTAMP(3)"  # a datetime(3) column's default
+    # declare an index on each foreign key's columns (as datajoint-python does where the
+    # server does not index them itself), unless a key or index already starts with them
+    indexes_foreign_keys = False
+    # string equality ignores trailing spaces (MySQL's PAD SPACE collations): restrictions
+    # then compare lengths too
+    pads_strings = False
 
     # --- engine ---------------------------------------------------------------
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
@@ -165,6 +175,10 @@ class Adapter(AlterMixin):
         """A driver cursor for a statement run directly (see execution.py); ``binary``:
         results in the driver's binary format, where :meth:`binary_results` allowed it."""
         return dbapi_conn.cursor()
+
+    def referred_table(self, fk: dict, schema: str) -> tuple[str, str]:
+        """(schema, table) of the parent of a reflected foreign key of a table in ``schema``."""
+        return fk.get("referred_schema") or schema, fk["referred_table"]
 
     def server_cursor(self, dbapi_conn: Any, binary: bool = False) -> Any:
         """A driver cursor that reads a large result from the server as it is fetched

@@ -35,6 +35,7 @@ class BinaryUUID(sa.types.TypeDecorator):
 
 class MySQLAdapter(Adapter):
     name = "mysql"
+    pads_strings = True
     delete_with_locked_subquery = False
     native_enum = True
 
@@ -114,6 +115,9 @@ class MySQLAdapter(Adapter):
     def modify_column(self, conn, schema, table, column):
         ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
         conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} MODIFY COLUMN {ddl}")
+
+    def change_comment(self, conn, schema, table, column):
+        self.modify_column(conn, schema, table, column)  # MySQL restates the column to change its comment
 
     def set_table_comment(self, conn, schema, table, comment):
         conn.execute(sa.text(f"ALTER TABLE {self._qualified(conn, schema, table)} COMMENT = :c"), {"c": comment})

@@ -62,6 +62,7 @@ _binary_results.dj_direct_safe = True  # it acts on bytea results only, which ne
 
 class PostgreSQLAdapter(Adapter):
     name = "postgresql"
+    indexes_foreign_keys = True
 
     def create_engine(self, url, **kwargs):
         engine = super().create_engine(url, **kwargs)

@@ -125,6 +125,12 @@ class SQLiteAdapter(Adapter):
     def is_fk_violation(self, exc):
         return "FOREIGN KEY constraint failed" in str(exc)
 
+    def referred_table(self, fk, schema):
+        referred = fk["referred_table"]
+        if fk.get("referred_schema") is None and "." in referred:  # "schema.table", one file's tables
+            return tuple(referred.split(".", 1))
+        return super().referred_table(fk, schema)
+
     def modify_column(self, conn, schema, table, column):
         from ..errors import DataJointError
 
