@@ -126,14 +126,18 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
             idx.name = f"{table.lstrip('_#')[:40]}_{'_'.join(c.name for c in idx.columns)}"[:60]
     with connection.transaction() as conn:
         try:
-            adapter.create_types(conn, sa_table.columns)
-            sa_table.create(conn)
-            adapter.columns_created(conn, schema, table, sa_table.columns)
-        except sa.exc.DBAPIError as exc:
-            raise DeclarationError(f"Cannot declare table {schema}.{table}: {getattr(exc, 'orig', exc)}") from None
-        adapter.write_comments(conn, schema, table, definition.comment,
-                               {a.name: a.sql_comment for a in definition.attributes})
-        _write_lineage(conn, adapter, schema, table, definition)
+            try:
+                adapter.create_types(conn, sa_table.columns)
+                sa_table.create(conn)
+                adapter.columns_created(conn, schema, table, sa_table.columns)
+            except sa.exc.DBAPIError as exc:
+                raise DeclarationError(f"Cannot declare table {schema}.{table}: {getattr(exc, 'orig', exc)}") from None
+            adapter.write_comments(conn, schema, table, definition.comment,
+                                   {a.name: a.sql_comment for a in definition.attributes})
+            _write_lineage(conn, adapter, schema, table, definition)
+        except BaseException:
+            adapter.undo_create(conn, schema, table)  # where DDL outlives the rollback
+            raise
     connection.invalidate()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 import dj_dagster as dj
 
@@ -193,3 +194,35 @@ def test_drop_removes_lineage_rows(schema):
     assert lineage() == [("animal", "animal_id"), ("visit", "animal_id"), ("visit", "visit")]
     Visit.drop_quick()
     assert lineage() == [("animal", "animal_id")]
+
+
+def _wide(n_indexed: int) -> str:
+    names = [f"a{i}" for i in range(33)]
+    return "note : int32\n---\n" + "".join(f"{n} : int16\n" for n in names) + \
+        f"index({', '.join(names[:n_indexed])})\n"
+
+
+def test_a_failed_declaration_leaves_no_table(schema):
+    """A CREATE TABLE whose index the server refuses (33 key parts: MySQL and PostgreSQL
+    allow 32) is undone, also where each DDL statement commits by itself (MySQL), so that
+    the corrected definition then declares under the same name."""
+
+    class Note(dj.Manual):
+        definition = _wide(33)
+
+    if schema.connection.backend == "sqlite":  # no such limit
+        schema(Note)
+        Note.insert1({"note": 1, **{f"a{i}": i for i in range(33)}})
+        assert len(Note & "a32 = 32") == 1
+        return
+    with pytest.raises(dj.DeclarationError, match=r"note"):
+        schema(Note)
+    assert "note" not in schema.list_tables()
+    assert "note" not in sa.inspect(schema.connection.engine).get_table_names(schema=schema.database)
+
+    class Note(dj.Manual):  # noqa: F811 - the corrected definition
+        definition = _wide(32)
+
+    schema(Note)
+    Note.insert1({"note": 1, **{f"a{i}": i for i in range(33)}})
+    assert (Note & "a32 = 32").fetch1("note") == 1

@@ -146,6 +146,10 @@ class Adapter(AlterMixin):
         return sa.DateTime()
 
     # --- comments -------------------------------------------------------------
+    def undo_create(self, conn: Connection, schema: str, table: str) -> None:
+        """A declaration failed after its CREATE TABLE: remove what the rollback of the
+        transaction does not (nothing where DDL is transactional)."""
+
     def write_comments(self, conn: Connection, schema: str, table: str, table_comment: str,
                        columns: dict[str, str]) -> None:
         """Store comments where the catalog cannot (SQLite); catalogs get them from DDL."""

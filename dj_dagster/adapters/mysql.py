@@ -116,6 +116,10 @@ class MySQLAdapter(Adapter):
         ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
         conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} MODIFY COLUMN {ddl}")
 
+    def undo_create(self, conn, schema, table):
+        # each DDL statement commits: a CREATE TABLE whose CREATE INDEX failed stays
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self._qualified(conn, schema, table)}")
+
     def change_comment(self, conn, schema, table, column):
         self.modify_column(conn, schema, table, column)  # MySQL restates the column to change its comment
 
