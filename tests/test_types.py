@@ -240,3 +240,27 @@ def test_postgresql_enum_columns_declared_before(schema, backend, monkeypatch):
     Color.update1({"color": "green", "shade": "bright"})
     assert (Color & {"color": "green"}).fetch1("shade") == "bright"
     assert _enum_columns(schema)[("color", "shade")] == (schema.database, enum_type_name(["dark", "pale", "bright"]))
+
+
+def test_char_reads_without_padding_on_every_backend(schema):
+    """char(n) values come back as stored, without PostgreSQL's blank padding, through
+    every fetch path, and restrictions match them."""
+
+    @schema
+    class Coded(dj.Manual):
+        definition = """
+        code : char(4)
+        ---
+        label : char(6)
+        note = null : char(3)
+        """
+
+    Coded.insert([{"code": "ab", "label": "x"}, {"code": "abcd", "label": "yz", "note": "n"}])
+    assert (Coded & {"code": "ab"}).fetch1() == {"code": "ab", "label": "x", "note": None}
+    assert Coded.to_dicts(order_by="code") == [{"code": "ab", "label": "x", "note": None},
+                                               {"code": "abcd", "label": "yz", "note": "n"}]
+    assert list(Coded.to_pandas(order_by="code")["label"]) == ["x", "yz"]
+    assert list(Coded.to_arrays("label", order_by="code")) == ["x", "yz"]
+    assert Coded.keys(order_by="code") == [{"code": "ab"}, {"code": "abcd"}]
+    assert len(Coded & "label = 'x'") == 1 and len(Coded & {"label": "yz"}) == 1
+    assert (Coded * Coded.proj(other="label") & {"code": "ab"}).fetch1("other") == "x"

@@ -30,11 +30,25 @@ def enum_type_name(values: Iterable[str]) -> str:
     return "enum_" + hashlib.md5("_".join(written).encode("utf-8")).hexdigest()[:8]
 
 
+class _Char(sa.types.TypeDecorator):
+    """``char(n)`` read as MySQL and SQLite return it: without the blanks that PostgreSQL
+    pads it with (and ignores in comparisons), so a pipeline gets the same values on
+    every backend."""
+
+    impl = sa.CHAR
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        return value.rstrip(" ") if value is not None else None
+
+
 def _binary_safe(t: sa.types.TypeEngine) -> bool:
     """Whether psycopg loads a result column of this type to the same Python value from
     the binary format as from text. Not REAL (binary float4 arrives widened, text rounds
     it to the shortest repr), nor enums and other types psycopg has no binary loader for
     (they would arrive as bytes), nor untyped expressions."""
+    if isinstance(t, _Char):
+        return True
     if isinstance(t, sa.Float):
         return isinstance(t, sa.Double)
     return isinstance(t, (sa.Integer, sa.Numeric, sa.Boolean, sa.String, sa.Date, sa.DateTime, sa.Time,
@@ -93,6 +107,8 @@ class PostgreSQLAdapter(Adapter):
             return pg.JSONB(none_as_null=True)
         if spec.is_codec and spec.external:
             return pg.JSONB(none_as_null=True)
+        if not spec.is_codec and spec.name == "char":
+            return _Char(spec.args[0])
         return super().sql_type(spec, table, attr)
 
     def ddl_type(self, spec, schema, table, attr, parent=None):
