@@ -240,9 +240,14 @@ class Jobs:
                 if len(rows) >= ANALYZE_AFTER:
                     adapter.analyze(tx, t)
             added += len(rows)
+            # keys still to do are wanted; of the others, pending jobs whose key is done or
+            # gone and error jobs whose key is gone from the key source are dropped
+            todo_set = {tuple(k[n] for n in key) for k in todo_keys}
             source = target.key_source.proj()
-            removed = self._drop(tx, "pending", lambda d: (source - target.proj()) & d)  # done or gone
-            removed += self._drop(tx, "error", lambda d: source & d)  # gone from the key source
+            removed = self._drop(tx, "pending", [k for k, s in existing.items() if s == "pending" and k not in todo_set],
+                                 None if not restrictions else lambda d: (source - target.proj()) & d)
+            removed += self._drop(tx, "error", [k for k, s in existing.items() if s == "error" and k not in todo_set],
+                                  lambda d: source & d)
             with _HELD_LOCK:
                 held = {k for n, k in _HELD if n == self._ident}
             for r in tx.execute(sa.select(t).where(t.c.status == "reserved")).mappings().all():
@@ -256,14 +261,15 @@ class Jobs:
                     recovered += 1
         return {"added": added, "removed": removed, "recovered": recovered}
 
-    def _drop(self, tx, status: str, still_wanted) -> int:
-        """Delete jobs of ``status`` whose key ``still_wanted(keys)`` no longer returns."""
-        t = self.sa_table
-        key = self.key_attrs
-        jobs = [dict(zip(key, r)) for r in tx.execute(sa.select(*[t.c[k] for k in key]).where(t.c.status == status))]
-        if not jobs:
+    def _drop(self, tx, status: str, candidates: list[tuple], still_wanted) -> int:
+        """Delete the jobs of ``status`` among ``candidates`` (key tuples) whose key
+        ``still_wanted(keys)`` does not return (None: none is wanted, with no query)."""
+        if not candidates:
             return 0
-        still = {tuple(d[n] for n in key) for d in still_wanted(jobs).keys()}
+        key = self.key_attrs
+        jobs = [dict(zip(key, c)) for c in candidates]
+        still = set() if still_wanted is None else {tuple(d[n] for n in key) for d in still_wanted(jobs).keys()}
+        t = self.sa_table
         gone = [d for d in jobs if tuple(d[n] for n in key) not in still]
         for d in gone:
             tx.execute(sa.delete(t).where(*self._where_key(d), t.c.status == status))

@@ -118,6 +118,35 @@ def test_failing_make_leaves_nothing_and_errors_are_recorded(pipeline):
     assert Score.populate(reserve_jobs=True, suppress_errors=True)["success_count"] == 0
 
 
+
+def _job_keys(jobs, status):
+    return sorted((j["subject_id"], j["session"], j["method"]) for j in jobs.to_dicts() if j["status"] == status)
+
+
+def test_refresh_drops_jobs_done_or_gone(pipeline):
+    """refresh() adds a pending job per key to do, drops pending jobs whose result exists
+    or whose key left the key source, and error jobs whose key left it (restricted or not)."""
+    Session, Score = pipeline["Session"], pipeline["Score"]
+    jobs = Score.jobs
+    assert jobs.refresh()["added"] == 6
+    Score.insert1({"subject_id": 1, "session": 1, "method": "double", "score": 0.0}, allow_direct_insert=True)
+    (Session & {"subject_id": 2}).delete(safemode=False)  # two keys gone from the key source
+    out = jobs.refresh()
+    assert (out["added"], out["removed"]) == (0, 3)
+    assert _job_keys(jobs, "pending") == [(1, 1, "triple"), (1, 2, "double"), (1, 2, "triple")]
+    # an error job stays while its key is in the key source, done or not
+    jobs.error({"subject_id": 1, "session": 2, "method": "double"}, ValueError("bad"), 0.1)
+    Score.insert1({"subject_id": 1, "session": 2, "method": "double", "score": 0.0}, allow_direct_insert=True)
+    assert jobs.refresh()["removed"] == 0
+    assert _job_keys(jobs, "error") == [(1, 2, "double")]
+    # restricted: jobs outside the restriction are checked against the database too
+    Score.insert1({"subject_id": 1, "session": 1, "method": "triple", "score": 0.0}, allow_direct_insert=True)
+    (Session & {"subject_id": 1, "session": 2}).delete(safemode=False)
+    out = jobs.refresh({"subject_id": 1, "session": 1})
+    assert (out["added"], out["removed"]) == (0, 3)  # (1,1,triple) done; both session-2 jobs gone
+    assert _job_keys(jobs, "pending") == [] and _job_keys(jobs, "error") == []
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_reserved_populate_recomputes_deleted_results(pipeline, keep, monkeypatch):
     """A deleted result is computed again with reserve_jobs, whether or not finished jobs are kept."""
