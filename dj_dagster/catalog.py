@@ -7,6 +7,8 @@ datajoint-python."""
 
 from __future__ import annotations
 
+import logging
+
 import hashlib
 from dataclasses import dataclass, field
 
@@ -16,6 +18,8 @@ from .declare import TableDef
 from .errors import DeclarationError, MissingTableError
 from .heading import Attribute, Heading
 from .types import parse_type
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -125,10 +129,19 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
         if idx.name is None:
             idx.name = f"{table.lstrip('_#')[:40]}_{'_'.join(c.name for c in idx.columns)}"[:60]
     with connection.transaction() as conn:
+        created = False  # by this call: a table that was there (another process's) stays
         try:
             try:
                 adapter.create_types(conn, sa_table.columns)
-                sa_table.create(conn)
+                indexes = set(sa_table.indexes)
+                sa_table.indexes.clear()  # created one by one below: MySQL commits the table first
+                try:
+                    sa_table.create(conn)
+                finally:
+                    sa_table.indexes.update(indexes)
+                created = True
+                for index in sorted(indexes, key=lambda i: i.name):
+                    index.create(conn)
                 adapter.columns_created(conn, schema, table, sa_table.columns)
             except sa.exc.DBAPIError as exc:
                 raise DeclarationError(f"Cannot declare table {schema}.{table}: {getattr(exc, 'orig', exc)}") from None
@@ -136,9 +149,17 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
                                    {a.name: a.sql_comment for a in definition.attributes})
             _write_lineage(conn, adapter, schema, table, definition)
         except BaseException:
-            adapter.undo_create(conn, schema, table)  # where DDL outlives the rollback
+            if created:
+                _undo_create(adapter, conn, schema, table)  # where DDL outlives the rollback
             raise
     connection.invalidate()
+
+
+def _undo_create(adapter, conn, schema: str, table: str) -> None:
+    try:
+        adapter.undo_create(conn, schema, table)
+    except Exception as exc:  # noqa: BLE001 - the declaration's own error matters more
+        log.warning("could not remove the half-declared table %s.%s: %s", schema, table, type(exc).__name__)
 
 
 def _fk_support_indexes(adapter, definition: TableDef) -> list[tuple[str, ...]]:

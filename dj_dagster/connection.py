@@ -6,6 +6,7 @@ A transaction is per thread. Nested ``transaction()`` blocks join the outer one,
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -68,17 +69,22 @@ def _alive(engine: sa.Engine, pooled) -> bool:
         return False
 
 
-class _Held:
-    """A pooled connection kept for a thread's next read; returned to the pool when the
-    thread's locals are cleared (the thread ended) unless released first."""
+_FORKED: list = []  # connections inherited across a fork: kept referenced, never closed here
 
-    __slots__ = ("pooled", "used")
+
+class _Held:
+    """The pooled read connection kept for the next read (see Connection._take_reader)."""
+
+    __slots__ = ("pooled", "used", "pid")
 
     def __init__(self, pooled):
-        self.pooled, self.used = pooled, time.monotonic()
+        self.pooled, self.used, self.pid = pooled, time.monotonic(), os.getpid()
 
     def release(self):
         pooled, self.pooled = self.pooled, None
+        if pooled is not None and self.pid != os.getpid():  # the parent's socket
+            _FORKED.append(pooled)
+            return None
         return pooled
 
     def close(self) -> None:
@@ -116,6 +122,8 @@ class Connection:
                 _ping_when_idle(engine)
         self.direct = DirectExecutor(self.engine, self.adapter)
         self._lend = (self._take_reader, self._give_back_reader)
+        self._held: _Held | None = None  # the read connection kept for the next read
+        self._held_lock = threading.Lock()
         self.metadata = sa.MetaData()
         self.tables: dict[str, Any] = {}  # "schema.table" -> Table instance (bound to this connection)
         self._local = threading.local()
@@ -189,28 +197,26 @@ class Connection:
             yield conn
 
     def _take_reader(self) -> Any:
-        """This thread's pooled read connection (autocommit), kept between reads: a loop of
-        small queries (``len()``, ``fetch1`` in a notebook loop) then skips the pool's
-        checkout and checkin per statement. Kept only while the pool has room for other
-        threads (see :meth:`_give_back_reader`); pinged when it sat idle; back in the pool
-        when the thread ends."""
-        local = self._local
-        held = getattr(local, "reader", None)
-        if held is not None:
-            local.reader = None  # a read inside this one (a generator's) takes another
-            pooled = held.release()
-            if time.monotonic() - held.used <= IDLE_PING_S or _alive(self._reader, pooled):
-                return pooled
+        """A pooled read connection (autocommit). One is kept between reads, for whichever
+        thread reads next: a loop of small queries (``len()``, ``fetch1`` in a notebook)
+        then skips the pool's checkout and checkin per statement. It is pinged when it sat
+        idle, and kept only while the pool has room for other threads."""
+        with self._held_lock:
+            held, self._held = self._held, None
+        pooled = held.release() if held is not None else None
+        if pooled is not None and (time.monotonic() - held.used <= IDLE_PING_S or _alive(self._reader, pooled)):
+            return pooled
         with self._connecting():
             return self._reader.raw_connection()
 
     def _give_back_reader(self, pooled) -> None:
-        pool, local = self._reader.pool, self._local
-        room = getattr(pool, "checkedout", None) and pool.checkedout() < pool.size()
-        if room and getattr(local, "reader", None) is None and pooled.is_valid:
-            local.reader = _Held(pooled)
-        else:
-            pooled.close()
+        pool = self._reader.pool
+        if getattr(pool, "checkedout", None) and pool.checkedout() < pool.size() and pooled.is_valid:
+            with self._held_lock:
+                if self._held is None:
+                    self._held = _Held(pooled)
+                    return
+        pooled.close()
 
     @contextmanager
     def _connecting(self) -> Iterator[None]:
@@ -278,8 +284,8 @@ class Connection:
         return [e for e in (self.engine, self._reader) if e is not None]
 
     def close(self) -> None:
-        held = getattr(self._local, "reader", None)
-        self._local.reader = None
+        with self._held_lock:
+            held, self._held = self._held, None
         if held is not None:
             held.close()
         for engine in self.engines:
@@ -287,10 +293,10 @@ class Connection:
 
     def after_fork(self) -> None:
         """In a forked child: drop the parent's pooled sockets without closing them."""
-        held = getattr(self._local, "reader", None)
+        self._held_lock = threading.Lock()  # the parent may have held it at the fork
+        held, self._held = self._held, None
         if held is not None:
-            held.release()  # the parent's socket: forgotten here, never closed
-        self._local.reader = None
+            held.release()  # the parent's socket: kept referenced in _FORKED, never closed
         for engine in self.engines:
             engine.dispose(close=False)
 

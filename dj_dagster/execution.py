@@ -19,7 +19,6 @@ come in the driver's binary format: numbers and dates then skip text formatting 
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -73,7 +72,6 @@ class DirectExecutor:
     def __init__(self, engine: sa.Engine, adapter):
         self._adapter = adapter
         self._plans: OrderedDict = OrderedDict()
-        self._cursors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # driver connection -> cursors
         self._lock = threading.Lock()
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
 
@@ -120,8 +118,9 @@ class DirectExecutor:
         """All rows of a SELECT, as tuples (or SQLAlchemy Rows on the fallback path)."""
         plan, extracted = self._plan(conn.engine, stmt, None)
         if plan is not None:
-            rows = self._run(conn.engine, conn.connection.dbapi_connection, conn.invalidate, plan,
-                             plan.bind(params, extracted), fetch=True)
+            pooled = conn.connection
+            rows = self._run(conn.engine, pooled.dbapi_connection, conn.invalidate, plan,
+                             plan.bind(params, extracted), fetch=True, kept=pooled.info)
             if rows is not None:
                 return rows
         return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).all()
@@ -143,7 +142,7 @@ class DirectExecutor:
                 pooled = take()
             try:
                 rows = self._run(engine, pooled.dbapi_connection, pooled.invalidate, plan,
-                                 plan.bind(params, extracted), fetch=True)
+                                 plan.bind(params, extracted), fetch=True, kept=pooled.info)
             finally:
                 give_back(pooled)
             if rows is not None:
@@ -160,8 +159,9 @@ class DirectExecutor:
         if plan is None:
             result = conn.execute(stmt, params) if params is not None else conn.execute(stmt)
             return result.rowcount
-        return self._run(conn.engine, conn.connection.dbapi_connection, conn.invalidate, plan,
-                         plan.bind(params, extracted), fetch=False)
+        pooled = conn.connection
+        return self._run(conn.engine, pooled.dbapi_connection, conn.invalidate, plan,
+                         plan.bind(params, extracted), fetch=False, kept=pooled.info)
 
     def stream(self, conn: sa.Connection, stmt, cursor_factory, size: int):
         """The rows of a SELECT in lists of up to ``size``, from the cursor that
@@ -192,10 +192,12 @@ class DirectExecutor:
 
         return chunks()
 
-    def _run(self, engine: sa.Engine, dbapi_conn, invalidate, plan: _Plan, values, fetch: bool):
+    def _run(self, engine: sa.Engine, dbapi_conn, invalidate, plan: _Plan, values, fetch: bool,
+             kept: dict | None = None):
         """Execute on the driver; None when the result columns cannot be matched to the
-        compiled ones (the caller then asks SQLAlchemy)."""
-        cursor, keep = self._cursor(dbapi_conn, plan.binary), False
+        compiled ones (the caller then asks SQLAlchemy). ``kept``: the pool's ``info`` of
+        the connection, where its driver cursors are kept for the next statement."""
+        cursor, keep = _cursor(self._adapter, kept, dbapi_conn, plan.binary), False
         try:
             cursor.execute(plan.sql, values)
             if not fetch:
@@ -212,31 +214,8 @@ class DirectExecutor:
             raise self._as_sqlalchemy(exc, engine, dbapi_conn, cursor, invalidate, plan, values) from exc
         finally:
             if not keep:
-                self._drop_cursor(dbapi_conn, plan.binary, cursor)
+                _drop_cursor(kept, plan.binary, cursor)
         return _converted(plan, rows) if plan.results else rows
-
-    def _cursor(self, dbapi_conn, binary: bool):
-        """The driver cursor kept for this connection (one per result format): opening
-        and closing one per statement costs as much as the rest of our path."""
-        try:
-            kept = self._cursors.get(dbapi_conn)
-        except TypeError:  # a driver connection without weak references
-            return self._adapter.cursor(dbapi_conn, binary)
-        cursor = kept[binary] if kept is not None else None
-        if cursor is None:
-            cursor = self._adapter.cursor(dbapi_conn, binary)
-            with self._lock:
-                self._cursors.setdefault(dbapi_conn, [None, None])[binary] = cursor
-        return cursor
-
-    def _drop_cursor(self, dbapi_conn, binary: bool, cursor) -> None:
-        try:
-            kept = self._cursors.get(dbapi_conn)
-        except TypeError:
-            kept = None
-        if kept is not None and kept[binary] is cursor:
-            kept[binary] = None
-        _close(cursor)
 
     @staticmethod
     def _matched(engine: sa.Engine, plan: _Plan, cursor) -> bool:
@@ -267,6 +246,28 @@ class DirectExecutor:
         return sa.exc.DBAPIError.instance(
             plan.sql, values, exc, self._dbapi_error, hide_parameters=engine.hide_parameters,
             connection_invalidated=lost, dialect=dialect)
+
+
+def _cursor(adapter, kept: dict | None, dbapi_conn, binary: bool):
+    """The driver cursor kept for this connection (one per result format): opening and
+    closing one per statement costs as much as the rest of our path. Kept in the pool's
+    ``info`` of the connection, which lives and is cleared with the driver connection."""
+    if kept is None or not adapter.reuse_cursors:
+        return adapter.cursor(dbapi_conn, binary)
+    entry = kept.get("dj_cursors")
+    if entry is None or entry[0] is not dbapi_conn:
+        entry = kept["dj_cursors"] = [dbapi_conn, None, None]
+    cursor = entry[1 + binary]
+    if cursor is None:
+        cursor = entry[1 + binary] = adapter.cursor(dbapi_conn, binary)
+    return cursor
+
+
+def _drop_cursor(kept: dict | None, binary: bool, cursor) -> None:
+    entry = kept.get("dj_cursors") if kept is not None else None
+    if entry is not None and entry[1 + binary] is cursor:
+        entry[1 + binary] = None
+    _close(cursor)
 
 
 def _pooled_close(pooled) -> None:

@@ -62,6 +62,9 @@ class Adapter(AlterMixin):
     # string equality ignores trailing spaces (MySQL's PAD SPACE collations): restrictions
     # then compare lengths too
     pads_strings = False
+    # a driver cursor may serve the next statement (not sqlite3's: a kept one can hold
+    # its statement open, and COMMIT then fails with "SQL statements in progress")
+    reuse_cursors = True
 
     # --- engine ---------------------------------------------------------------
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:

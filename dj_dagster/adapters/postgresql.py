@@ -38,6 +38,10 @@ class _Char(sa.types.TypeDecorator):
     impl = sa.CHAR
     cache_ok = True
 
+    def __init__(self, length: int):
+        super().__init__(length)
+        self.length = length  # part of SQLAlchemy's cache key: char(2) and char(8) differ
+
     def process_result_value(self, value, dialect):
         return value.rstrip(" ") if value is not None else None
 

@@ -33,6 +33,7 @@ class SQLiteAdapter(Adapter):
     skip_locked = False
     autocommit_reads = False  # our BEGIN hook runs on every connection
     server = False
+    reuse_cursors = False
     keeps_lineage = False
     timestamp_default = "CURRENT_TIMESTAMP"
 
