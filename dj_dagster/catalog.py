@@ -7,9 +7,8 @@ datajoint-python."""
 
 from __future__ import annotations
 
-import logging
-
 import hashlib
+import logging
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa

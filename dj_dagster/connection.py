@@ -255,8 +255,7 @@ class Connection:
     def query_all(self, stmt: Any, params: Any = None) -> list:
         """Every row, as sequences (straight from the driver when the statement allows)."""
         if self._reader is not None and not self.in_transaction:
-            return self.direct.read(self._reader, stmt, params, connecting=self._connecting,
-                                    lend=self._lend)
+            return self.direct.read(self._reader, stmt, params, self._lend, connecting=self._connecting)
         with self.reading() as conn:
             return self.direct.rows(conn, stmt, params)
 

@@ -125,21 +125,15 @@ class DirectExecutor:
                 return rows
         return (conn.execute(stmt, params) if params is not None else conn.execute(stmt)).all()
 
-    def read(self, engine: sa.Engine, stmt, params: dict | None = None, connecting=nullcontext,
-             lend=None) -> list:
+    def read(self, engine: sa.Engine, stmt, params: dict | None, lend, connecting=nullcontext) -> list:
         """:meth:`rows` outside a transaction, on a pooled driver connection of ``engine``
-        (an autocommit engine) without a SQLAlchemy Connection around it: one checked out
-        for this statement, or the one that ``lend = (take, give_back)`` lends.
-        ``connecting()``: a context that turns a failed checkout into the caller's error."""
+        (an autocommit engine) without a SQLAlchemy Connection around it: the one that
+        ``lend = (take, give_back)`` lends. ``connecting()``: a context that turns a failed
+        connect of the SQLAlchemy fallback into the caller's error."""
         plan, extracted = self._plan(engine, stmt, None)
         if plan is not None:
-            if lend is None:
-                with connecting():
-                    pooled = engine.raw_connection()
-                give_back = _pooled_close
-            else:
-                take, give_back = lend
-                pooled = take()
+            take, give_back = lend
+            pooled = take()
             try:
                 rows = self._run(engine, pooled.dbapi_connection, pooled.invalidate, plan,
                                  plan.bind(params, extracted), fetch=True, kept=pooled.info)
@@ -268,10 +262,6 @@ def _drop_cursor(kept: dict | None, binary: bool, cursor) -> None:
     if entry is not None and entry[1 + binary] is cursor:
         entry[1 + binary] = None
     _close(cursor)
-
-
-def _pooled_close(pooled) -> None:
-    pooled.close()
 
 
 def _converted(plan: _Plan, rows: list) -> list:

@@ -222,18 +222,19 @@ class Jobs:
         added = removed = recovered = 0
         with self.connection.transaction() as tx:
             existing = {tuple(r[:-1]): r[-1] for r in tx.execute(sa.select(*[t.c[k] for k in key], t.c.status))}
-            todo_keys = todo.keys()
-            rows = [k for k in todo_keys if tuple(k[n] for n in key) not in existing]
+            wanted = {tuple(k[n] for n in key): k for k in todo.keys()}  # key values -> key, to do
+            # new keys in key order: other workers may add the same keys at the same time,
+            # and one order avoids deadlocks
+            rows = [wanted[v] for v in sorted(v for v in wanted if v not in existing)]
             now = self._clock(tx)
             # kept success jobs whose result was deleted since: to do again
-            redo = [k for k in todo_keys if existing.get(tuple(k[n] for n in key)) == "success"]
+            redo = [k for v, k in wanted.items() if existing.get(v) == "success"]
             for k in redo:
                 tx.execute(sa.update(t).where(*self._where_key(k), t.c.status == "success").values(
                     status="pending", scheduled_time=now, reserved_time=None, completed_time=None))
             added += len(redo)
-            if rows:  # other workers may add the same keys at the same time; key order avoids deadlocks
+            if rows:
                 adapter = self.connection.adapter
-                rows.sort(key=lambda k: tuple(k[n] for n in key))
                 tx.execute(adapter.insert(t, "skip", key), [
                     {**k, "status": "pending", "priority": priority, "scheduled_time": now, "version": version or ""}
                     for k in rows])
@@ -242,11 +243,10 @@ class Jobs:
             added += len(rows)
             # keys still to do are wanted; of the others, pending jobs whose key is done or
             # gone and error jobs whose key is gone from the key source are dropped
-            todo_set = {tuple(k[n] for n in key) for k in todo_keys}
             source = target.key_source.proj()
-            removed = self._drop(tx, "pending", [k for k, s in existing.items() if s == "pending" and k not in todo_set],
+            removed = self._drop(tx, "pending", [v for v, s in existing.items() if s == "pending" and v not in wanted],
                                  None if not restrictions else lambda d: (source - target.proj()) & d)
-            removed += self._drop(tx, "error", [k for k, s in existing.items() if s == "error" and k not in todo_set],
+            removed += self._drop(tx, "error", [v for v, s in existing.items() if s == "error" and v not in wanted],
                                   lambda d: source & d)
             with _HELD_LOCK:
                 held = {k for n, k in _HELD if n == self._ident}
@@ -270,7 +270,7 @@ class Jobs:
         jobs = [dict(zip(key, c)) for c in candidates]
         still = set() if still_wanted is None else {tuple(d[n] for n in key) for d in still_wanted(jobs).keys()}
         t = self.sa_table
-        gone = [d for d in jobs if tuple(d[n] for n in key) not in still]
+        gone = [d for c, d in zip(candidates, jobs) if c not in still]
         for d in gone:
             tx.execute(sa.delete(t).where(*self._where_key(d), t.c.status == status))
         return len(gone)
