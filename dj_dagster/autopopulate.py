@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from .condition import AndList
 from .errors import DataJointError, DuplicateError, IntegrityError
+from .table import _inside_make, _make_stamp
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +133,18 @@ class AutoPopulate:
                                            display_progress)
         return self._populate_keys(keys, jobs, suppress_errors, make_kwargs, display_progress, version)
 
-    @property
-    def _claims_in_transaction(self) -> bool:
-        """A plain make runs inside its transaction, so its job is claimed there (see jobs)."""
-        return not self._three_part and not inspect.isgeneratorfunction(type(self).make)
+    def _run_facts(self, jobs, make_kwargs, version) -> "_Run":
+        cls = type(self)
+        kind = "generator" if inspect.isgeneratorfunction(cls.make) else "three" if self._three_part else "plain"
+        tables = frozenset([self.full_table_name, *self._part_names()])
+        return _Run(version, jobs, make_kwargs or {}, kind, tables, "_job_version" in self.heading.attributes)
 
     def _populate_keys(self, keys, jobs, suppress_errors, make_kwargs, display_progress, version) -> dict:
         success, errors = 0, []
-        claim = jobs is not None and self._claims_in_transaction
+        run = self._run_facts(jobs, make_kwargs, version)
+        claim = jobs is not None and run.kind == "plain"  # a plain make claims its job inside its transaction
         made_elsewhere = _MadeElsewhere(self, keys) if jobs is None else None
+        retrying = self._connection.retrying
         bar = None
         if display_progress:
             from tqdm.auto import tqdm
@@ -157,8 +161,7 @@ class AutoPopulate:
                         continue
                     start = time.perf_counter()
                     try:
-                        done = self._connection.retrying(
-                            lambda: self._make_one(key, make_kwargs or {}, version, jobs, start))
+                        done = retrying(lambda: self._make_one(key, run, start))
                     except (KeyboardInterrupt, SystemExit):
                         if jobs is not None:
                             jobs.release(key)  # so that refresh() in this process can return it
@@ -179,13 +182,10 @@ class AutoPopulate:
                     bar.close()
         return {"success_count": success, "error_list": errors}
 
-    def _make_one(self, key: dict, make_kwargs: dict, version: str | None = None, jobs=None,
-                  start: float | None = None) -> bool:
+    def _make_one(self, key: dict, run: "_Run", start: float) -> bool:
         """One key in one transaction; the job's success commits with the rows."""
-        version = version or self.code_version
-        start = time.perf_counter() if start is None else start
-        stamp = _Stamp(self.full_table_name, version) if "_job_version" in self.heading.attributes else None
-
+        version, jobs, make_kwargs = run.version, run.jobs, run.kwargs
+        stamp = _Stamp(self.full_table_name, version) if run.stamped else None
         claimed = None
 
         def finish():
@@ -194,16 +194,13 @@ class AutoPopulate:
             if jobs is not None:
                 jobs.complete(key, time.perf_counter() - start, version, claimed)
 
-        from .table import _inside_make, _make_stamp
-
         conn = self._connection
-        names = frozenset([self.full_table_name] + [p for p in self._part_names()])
-        token = _inside_make.set(_inside_make.get() | names)
+        token = _inside_make.set(_inside_make.get() | run.tables)
         stamp_token = _make_stamp.set(stamp)
         try:
-            if inspect.isgeneratorfunction(type(self).make):
+            if run.kind == "generator":
                 return self._make_generator(key, make_kwargs, finish, jobs, version)
-            if self._three_part:
+            if run.kind == "three":
                 fetched = self.make_fetch(key)
                 computed = self.make_compute(key, *_as_tuple(fetched), **make_kwargs)
                 return self._insert_if_unchanged(key, fetched, lambda: self.make_fetch(key),
@@ -335,6 +332,17 @@ def _worker(cls, keys, reserve_jobs, make_kwargs, queue):
                    "error_list": [(k, f"{type(e).__name__}: {e}") for k, e in result["error_list"]]})
     except BaseException as exc:  # report, never hang the parent
         queue.put({"success_count": 0, "error_list": [({}, f"worker failed: {type(exc).__name__}: {exc}")]})
+
+
+class _Run:
+    """What every key of one populate shares, worked out once: the make's kind (plain,
+    three-part or generator), the tables its inserts may write, whether rows are stamped."""
+
+    __slots__ = ("version", "jobs", "kwargs", "kind", "tables", "stamped")
+
+    def __init__(self, version: str, jobs, kwargs: dict, kind: str, tables: frozenset, stamped: bool):
+        self.version, self.jobs, self.kwargs = version, jobs, kwargs
+        self.kind, self.tables, self.stamped = kind, tables, stamped
 
 
 class _MadeElsewhere:

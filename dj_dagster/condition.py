@@ -111,6 +111,30 @@ def restriction_value(attr, value: Any) -> Any:
     return converted
 
 
+def plain_key(heading, row: dict, pads_strings: bool) -> tuple | None:
+    """``row``'s (names, values) restricting ``heading``, when each value already has its
+    attribute's plain Python type and range (an int for an integer, ASCII text within a
+    varchar's length...), so that the equality clauses :func:`_equalities` would build
+    bind the values unchanged; None otherwise. Attributes not in the heading are
+    ignored, as in every restriction. ``pads_strings``: the backend compares strings with
+    PAD SPACE, which needs a length clause too (left to :func:`_equalities`)."""
+    from .insert_rows import _fast_check
+
+    attributes = heading.attributes
+    names, values = [], []
+    for name, value in row.items():
+        attr = attributes.get(name) if isinstance(name, str) else None
+        if attr is None:
+            continue
+        plain = not (attr.codec or attr.nullable or attr.computed or (pads_strings and attr.type.name in _STRINGS))
+        fast = _fast_check(attr.type) if plain else None
+        if fast is None or type(value) is not fast[0] or not fast[1](value):
+            return None
+        names.append(name)
+        values.append(value)
+    return (tuple(names), tuple(values)) if names else None
+
+
 def _padded(expr: "QueryExpression", attr) -> bool:
     """MySQL/MariaDB collations compare strings with PAD SPACE ('a' = 'a  '): the
     length must match too."""

@@ -149,11 +149,16 @@ class Connection:
             yield current
             return
         pinned = getattr(self._local, "pinned", None)
-        with self._connecting():
-            conn = pinned if pinned is not None else self.engine.connect()
-            if conn.invalidated:  # a pinned one lost with its server: reconnect now
-                conn.connection
-        conn.execution_options(dj_write=write)
+        if pinned is None:
+            with self._connecting():
+                conn = self.engine.connect()
+        else:
+            conn = pinned
+            if conn.invalidated:  # lost with its server: reconnect now
+                with self._connecting():
+                    conn.connection
+        if self.adapter.begins_by_mode:
+            conn.execution_options(dj_write=write)
         self._local.conn = conn
         try:
             with conn.begin():
@@ -254,7 +259,10 @@ class Connection:
 
     def query_all(self, stmt: Any, params: Any = None) -> list:
         """Every row, as sequences (straight from the driver when the statement allows)."""
-        if self._reader is not None and not self.in_transaction:
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            return self.direct.rows(current, stmt, params)
+        if self._reader is not None:
             return self.direct.read(self._reader, stmt, params, self._lend, connecting=self._connecting)
         with self.reading() as conn:
             return self.direct.rows(conn, stmt, params)

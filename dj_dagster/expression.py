@@ -7,7 +7,6 @@ computed attributes)."""
 
 from __future__ import annotations
 
-import copy
 import itertools
 import re
 from dataclasses import replace
@@ -15,7 +14,7 @@ from typing import Any, Iterator
 
 import sqlalchemy as sa
 
-from .condition import AndList, Not, Top, make_condition
+from .condition import AndList, Not, Top, make_condition, plain_key
 from .errors import DataJointError, QueryError, SemanticJoinError
 from .fetch import FetchMixin
 from .heading import Attribute, Heading
@@ -45,7 +44,8 @@ class QueryExpression(FetchMixin):
     _cols: dict[str, Any] | None = None
     _aliases: frozenset = frozenset()  # names of the FROM clause's own tables and subqueries
     _used: frozenset = frozenset()  # every alias name anywhere in the statement (nested ones too)
-    _where: list = []
+    _where_list: list = []  # never appended to: every expression assigns its own through _where
+    _key: tuple | None = None  # a key restriction not yet in _where_list: (names, values), see restrict
     _group_by: list | None = None
     _distinct: bool = False
     _order_by: list | None = None
@@ -53,6 +53,22 @@ class QueryExpression(FetchMixin):
     _offset: int = 0
 
     # --- plumbing -------------------------------------------------------------
+    @property
+    def _where(self) -> list:
+        """The WHERE clauses. A table restricted by one key (``Table & key`` in every make)
+        holds the key's values until something needs clauses: a fetch then runs a statement
+        cached per table and key names, with the values as its parameters."""
+        if self._key is not None:
+            names, values = self._key
+            self._key = None
+            self.__dict__["_where_list"] = [make_condition(self, dict(zip(names, values)))]
+        return self._where_list
+
+    @_where.setter
+    def _where(self, clauses: list) -> None:
+        self._key = None
+        self.__dict__["_where_list"] = clauses
+
     @property
     def connection(self):
         return self._connection
@@ -70,7 +86,8 @@ class QueryExpression(FetchMixin):
         return self._connection.engine.dialect.name
 
     def _copy(self) -> "QueryExpression":
-        new = copy.copy(self)
+        new = object.__new__(type(self))  # copy.copy's result, without its generic protocol
+        new.__dict__.update(self.__dict__)
         new._cols = dict(self._cols)
         new._where = list(self._where)
         return new
@@ -175,6 +192,12 @@ class QueryExpression(FetchMixin):
             expr._order_by = expr._order_clauses(cond.order_by)
             expr._limit, expr._offset = cond.limit, cond.offset
             return expr
+        if not negate and type(cond) is dict and self._keyable():
+            key = plain_key(self.heading, cond, self._connection.adapter.pads_strings)
+            if key is not None:
+                expr = self._copy()
+                expr._key = key
+                return expr
         expr = self._wrapped() if self._complex else self._copy()
         if isinstance(cond, str):
             expr, sql = expr._text(cond, "condition")
@@ -184,6 +207,14 @@ class QueryExpression(FetchMixin):
             clause = make_condition(expr, cond)
         expr._where.append(sa.not_(clause) if negate else clause)
         return expr
+
+    def _keyable(self) -> bool:
+        """Whether a key restriction may be held as values (see ``_where``): base tables only."""
+        return False
+
+    def _keyed_statement(self, names: list[str]):
+        """(statement, parameters) fetching ``names`` of a key-restricted table, or None."""
+        return None
 
     def __and__(self, cond: Any) -> "QueryExpression":
         return self.restrict(cond)

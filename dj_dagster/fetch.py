@@ -15,6 +15,10 @@ FETCH_CHUNK = 50_000  # rows per chunk when a fetch streams (to_pandas)
 
 class FetchMixin:
     def _fetch_rows(self, attrs: list[str] | None, order_by=None, limit=None, offset=None) -> tuple[list[str], list]:
+        if self._key is not None and order_by is None and limit is None and not offset:
+            names = self._fetch_names(attrs, self)
+            stmt, params = self._keyed_statement(names)
+            return names, self._decode(names, self._connection.query_all(stmt, params))
         names, stmt = self._fetch_statement(attrs, order_by, limit, offset)
         rows = self._connection.query_all(stmt)
         return names, self._decode(names, rows)
@@ -41,10 +45,7 @@ class FetchMixin:
     def _fetch_statement(self, attrs: list[str] | None, order_by=None, limit=None, offset=None):
         expr = self
         limit, offset = _count("limit", limit), _count("offset", offset)
-        names = list(attrs) if attrs is not None else expr.heading.names
-        for n in names:
-            if not isinstance(n, str) or n not in expr._cols:
-                raise QueryError(f"Unknown attribute {n!r}; attributes are {expr.heading.names}")
+        names = self._fetch_names(attrs, expr)
         if order_by is not None or limit is not None or offset:
             if expr._limit is not None or expr._offset:
                 expr = expr._wrapped()
@@ -61,11 +62,21 @@ class FetchMixin:
             stmt = expr.make_sql(names)
         return names, stmt
 
+    @staticmethod
+    def _fetch_names(attrs: list[str] | None, expr) -> list[str]:
+        names = list(attrs) if attrs is not None else expr.heading.names
+        for n in names:
+            if not isinstance(n, str) or n not in expr._cols:
+                raise QueryError(f"Unknown attribute {n!r}; attributes are {expr.heading.names}")
+        return names
+
     def _decode(self, names: list[str], rows: list) -> list:
         """Codec values decoded a column at a time: a store-backed column reads its objects
         concurrently (``Codec.decode_many``) instead of one row after another."""
         from .codecs import column_decoder_for
 
+        if not self.heading.codecs.intersection(names):
+            return rows
         decoders = [(i, column_decoder_for(self, self.heading[n])) for i, n in enumerate(names) if n in self.heading]
         decoders = [(i, d) for i, d in decoders if d is not None]
         if not decoders:

@@ -4,6 +4,7 @@ types, key membership and lineage (the table.attribute where each value originat
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterable, Iterator
 
 from .types import TypeSpec
@@ -82,6 +83,19 @@ class Heading:
     @property
     def blobs(self) -> list[str]:
         return [a.name for a in self if a.codec]
+
+    def memo(self, key, build):
+        """``build()``, made once per heading (a heading is not changed once made): what
+        writing or reading a row derives from the attributes, kept for the next row."""
+        memos = self.__dict__.setdefault("_memos", {})
+        if key not in memos:
+            memos[key] = build()
+        return memos[key]
+
+    @cached_property
+    def codecs(self) -> frozenset[str]:
+        """Names of the attributes whose values a codec decodes (checked on every fetch)."""
+        return frozenset(a.name for a in self if a.codec)
 
     def __repr__(self) -> str:
         lines = [a.definition_line() for a in self if a.in_key]

@@ -12,6 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -27,6 +28,8 @@ INT_RANGES = {
 
 
 def _to_rows(table, rows: Any) -> list[Mapping]:
+    if type(rows) is list and all(type(r) is dict for r in rows):  # the common case, checked cheaply
+        return rows
     if isinstance(rows, (str, os.PathLike)):
         path = os.fspath(rows)
         if not os.path.exists(path):
@@ -125,6 +128,7 @@ def _int_value(v: Any, text: str) -> int:
     raise ValueError(f"not an integer ({text}): a {type(v).__name__}")
 
 
+@lru_cache(maxsize=4096)  # attributes are frozen; a make builds the same ones for every key
 def _coercer(attr) -> Callable[[Any], Any]:
     """A function that returns the value to bind, or raises ValueError(why)."""
     spec = attr.type
@@ -327,6 +331,7 @@ _FAST["float64"] = (float, math.isfinite)
 _FAST["float32"] = (float, lambda v: abs(v) <= FLOAT32_MAX)
 
 
+@lru_cache(maxsize=4096)
 def _fast_check(spec):
     """(exact Python type, check) for values that bind as they are, or None."""
     if spec.name in ("char", "varchar") and spec.args:
@@ -338,18 +343,24 @@ def _fast_check(spec):
     return _FAST.get(spec.name)
 
 
+def _attribute_plan(heading) -> list[tuple]:
+    """Per attribute, what preparing a row needs: (name, in_key, nullable, has_default,
+    hidden, codec, coerce, fast type). Made once per heading: a make inserts one row at a time."""
+    return heading.memo("insert_plan", lambda: [
+        (a.name, a.in_key, a.nullable, a.default is not None, a.hidden, bool(a.codec), _coercer(a),
+         None if a.codec else _fast_check(a.type)) for a in heading])
+
+
 def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: bool, encode: bool = True,
                  partial: bool = False) -> list[dict]:
     from .codecs import encoder_for
 
     heading = table.heading
     raw = _to_rows(table, rows)
-    encoders = {a.name: encoder_for(table, a) for a in heading if a.codec} if encode else {}
+    encoders = {a.name: encoder_for(table, a) for a in heading if a.codec} if encode and heading.codecs else {}
     key = heading.primary_key
     known = heading.attributes
-    # per attribute, once: (name, in_key, nullable, has_default, hidden, codec, coerce, fast type)
-    plan = [(a.name, a.in_key, a.nullable, a.default is not None, a.hidden, bool(a.codec), _coercer(a),
-             None if a.codec else _fast_check(a.type)) for a in heading]
+    plan = _attribute_plan(heading)
     known_names = known.keys()
     seen: dict[tuple, int] = {}
     out = []

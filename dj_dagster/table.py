@@ -25,24 +25,23 @@ _inside_make: contextvars.ContextVar[frozenset] = contextvars.ContextVar("dj_ins
 _make_stamp: contextvars.ContextVar = contextvars.ContextVar("dj_make_stamp", default=None)
 
 
+# what the class answers as its table would: ``Subject.heading``, ``Subject.fetch1()``
+_CLASS_LEVEL = frozenset({
+    "insert", "insert1", "update1", "delete", "delete_quick", "drop", "drop_quick", "describe",
+    "heading", "primary_key", "proj", "aggr", "join", "fetch", "fetch1", "to_dicts", "to_pandas",
+    "to_arrays", "keys", "head", "tail", "populate", "progress", "key_source", "parents", "children",
+    "ancestors", "descendants", "parts", "full_table_name", "connection", "jobs", "alter", "validate",
+    "sql", "restrict", "make_sql", "table_name", "database",
+})
+
+
 class TableMeta(type):
     """Lets the class stand for its table: ``Subject & key``, ``Subject.insert1(row)``."""
 
-    _class_level = {
-        "insert", "insert1", "update1", "delete", "delete_quick", "drop", "drop_quick", "describe",
-        "heading", "primary_key", "proj", "aggr", "join", "fetch", "fetch1", "to_dicts", "to_pandas",
-        "to_arrays", "keys", "head", "tail", "populate", "progress", "key_source", "parents", "children",
-        "ancestors", "descendants", "parts", "full_table_name", "connection", "jobs", "alter", "validate",
-        "sql", "restrict", "make_sql", "table_name", "database",
-    }
-
     def __getattribute__(cls, name: str):
-        if name in TableMeta._class_level and type.__getattribute__(cls, "_bound")():
+        if name in _CLASS_LEVEL and type.__getattribute__(cls, "_schema") is not None:
             return getattr(cls(), name)
         return type.__getattribute__(cls, name)
-
-    def _bound(cls) -> bool:
-        return type.__getattribute__(cls, "_schema") is not None
 
     def __and__(cls, other):
         return cls() & other
@@ -94,22 +93,26 @@ class Table(QueryExpression, metaclass=TableMeta):
         self._where = []
 
     # --- identity -------------------------------------------------------------
+    # instance lookups of class attributes (self._schema) skip TableMeta.__getattribute__,
+    # which class lookups (type(self)._schema) pay: these run several times per key in a make
     @property
     def _info(self) -> catalog.TableInfo:
-        cls = type(self)
-        return catalog.load(cls._schema.connection, cls._schema.database, cls._table_name)
+        schema = self._schema
+        connection = schema.connection
+        info = connection.tables.get(f"{schema.database}.{self._table_name}")
+        return info if info is not None else catalog.load(connection, schema.database, self._table_name)
 
     @property
     def table_name(self) -> str:  # instance access
-        return type(self)._table_name
+        return self._table_name
 
     @property
     def database(self) -> str:
-        return type(self)._schema.database
+        return self._schema.database
 
     @property
     def full_table_name(self) -> str:
-        return f"{self.database}.{self.table_name}"
+        return f"{self._schema.database}.{self._table_name}"
 
     @property
     def heading(self):
@@ -129,6 +132,22 @@ class Table(QueryExpression, metaclass=TableMeta):
 
     def _fk_target(self):
         return self, {}
+
+    # --- restriction by one key (see QueryExpression._where) ----------------------
+    def _keyable(self) -> bool:
+        return self._key is None and not self._where_list and self._own_from is None
+
+    def _keyed_statement(self, names: list[str]):
+        if self._key is None:
+            return None
+        key_names, values = self._key
+
+        def build():
+            cols = self._cols
+            return sa.select(*[cols[n].label(n) for n in names]).select_from(self._from).where(
+                *[cols[k] == sa.bindparam(f"dj_key_{i}", type_=cols[k].type) for i, k in enumerate(key_names)])
+        stmt = self._info.memo(("fetch_by_key", key_names, tuple(names)), build)
+        return stmt, {f"dj_key_{i}": v for i, v in enumerate(values)}
 
     # --- graph ----------------------------------------------------------------
     def _graph_names(self, names: list[str], as_objects: bool):
@@ -179,8 +198,6 @@ class Table(QueryExpression, metaclass=TableMeta):
             rows = rows()
         if isinstance(rows, QueryExpression):
             return self._insert_from_query(rows, replace, skip_duplicates, ignore_extra_fields)
-        from . import settings
-
         mode = "replace" if replace else "skip" if skip_duplicates else None
         prepared = prepare_rows(self, rows, ignore_extra_fields, check_duplicates=not (replace or skip_duplicates))
         if not prepared:
@@ -188,13 +205,18 @@ class Table(QueryExpression, metaclass=TableMeta):
         stamp = _make_stamp.get()
         if stamp is not None and stamp.table == self.full_table_name:
             stamp.apply(prepared)
-        chunk = chunk_size or settings.config.get("insert_chunk_size", 10_000)
-        key = self.primary_key
         adapter = self._connection.adapter
         try:
             with self._connection.transaction() as conn:
+                if len(prepared) == 1:  # a make's one row: the cached statement, on the cursor
+                    self._connection.direct.write(conn, self._insert_statement(mode), prepared[0])
+                    return
+                from . import settings
+
+                chunk = chunk_size or settings.config.get("insert_chunk_size", 10_000)
+                key = self.primary_key
                 for group in _by_columns(prepared):
-                    if len(group) == 1:  # a make's one row: the cached statement, on the cursor
+                    if len(group) == 1:
                         self._connection.direct.write(conn, self._insert_statement(mode), group[0])
                         continue
                     for start in range(0, len(group), chunk):

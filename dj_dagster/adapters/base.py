@@ -65,6 +65,9 @@ class Adapter(AlterMixin):
     # a driver cursor may serve the next statement (not sqlite3's: a kept one can hold
     # its statement open, and COMMIT then fails with "SQL statements in progress")
     reuse_cursors = True
+    # BEGIN depends on whether the transaction will write (SQLite's BEGIN IMMEDIATE takes
+    # the write lock up front): transactions then mark their mode on the connection
+    begins_by_mode = False
 
     # --- engine ---------------------------------------------------------------
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:

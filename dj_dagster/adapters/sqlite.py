@@ -34,6 +34,7 @@ class SQLiteAdapter(Adapter):
     autocommit_reads = False  # our BEGIN hook runs on every connection
     server = False
     reuse_cursors = False
+    begins_by_mode = True
     keeps_lineage = False
     timestamp_default = "CURRENT_TIMESTAMP"
 
