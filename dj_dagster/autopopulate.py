@@ -347,22 +347,28 @@ class _Run:
 
 class _MadeElsewhere:
     """Keys of a populate's list that another process has made since the list was read.
-    Checked in batches, at most once a second, rather than with a query per key; a key
-    made inside that window ends in a duplicate insert, rolled back and skipped."""
+    Checked in batches, rather than with a query per key: at most once a second, and
+    less often when the check itself is slow (so that it costs at most a few percent of
+    the populate). A key made inside that window ends in a duplicate insert, rolled back
+    and skipped."""
 
     BATCH = 1000
     PERIOD = 1.0  # seconds
+    SHARE = 50  # a check waits at least this many times its own duration
 
     def __init__(self, table, keys: list[dict]):
         self.table, self.keys = table, keys
         self.names = list(keys[0]) if keys else []
         self.checked_at, self.fresh_until, self.found = time.monotonic(), len(keys), set()
+        self.wait = self.PERIOD
 
     def made(self, i: int) -> bool:
-        if i >= self.fresh_until or time.monotonic() - self.checked_at > self.PERIOD:
+        if i >= self.fresh_until or time.monotonic() - self.checked_at > self.wait:
+            start = time.monotonic()
             batch = self.keys[i:i + self.BATCH]
             self.found = {tuple(k[n] for n in self.names) for k in (self.table.proj() & batch).keys()}
             self.checked_at, self.fresh_until = time.monotonic(), i + len(batch)
+            self.wait = max(self.PERIOD, self.SHARE * (self.checked_at - start))
         return bool(self.found) and tuple(self.keys[i][n] for n in self.names) in self.found
 
 

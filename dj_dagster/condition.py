@@ -118,21 +118,28 @@ def plain_key(heading, row: dict, pads_strings: bool) -> tuple | None:
     bind the values unchanged; None otherwise. Attributes not in the heading are
     ignored, as in every restriction. ``pads_strings``: the backend compares strings with
     PAD SPACE, which needs a length clause too (left to :func:`_equalities`)."""
-    from .insert_rows import _fast_check
-
-    attributes = heading.attributes
+    checks = heading.memo(("plain_key", pads_strings), lambda: _plain_checks(heading, pads_strings))
     names, values = [], []
     for name, value in row.items():
-        attr = attributes.get(name) if isinstance(name, str) else None
-        if attr is None:
+        if name not in checks:  # not an attribute (or not a string): ignored
             continue
-        plain = not (attr.codec or attr.nullable or attr.computed or (pads_strings and attr.type.name in _STRINGS))
-        fast = _fast_check(attr.type) if plain else None
+        fast = checks[name]
         if fast is None or type(value) is not fast[0] or not fast[1](value):
             return None
         names.append(name)
         values.append(value)
     return (tuple(names), tuple(values)) if names else None
+
+
+def _plain_checks(heading, pads_strings: bool) -> dict:
+    """Per attribute, (Python type, check) of the values a key restriction binds unchanged,
+    or None: the attribute always takes the general path."""
+    from .insert_rows import _fast_check
+
+    def check(attr):
+        general = attr.codec or attr.nullable or attr.computed or (pads_strings and attr.type.name in _STRINGS)
+        return None if general else _fast_check(attr.type)
+    return {a.name: check(a) for a in heading}
 
 
 def _padded(expr: "QueryExpression", attr) -> bool:

@@ -32,7 +32,7 @@ KEEP_CURSOR_ROWS = 1000  # a driver cursor is kept for the next statement after 
 class _Plan:
     """A compiled statement and how to bind its parameters and convert its results on the driver."""
 
-    __slots__ = ("compiled", "sql", "positions", "processors", "escaped", "direct", "results", "binary")
+    __slots__ = ("compiled", "sql", "positions", "processors", "escaped", "direct", "results", "binary", "named")
 
     def __init__(self, compiled, direct: bool, binary: bool = False):
         self.compiled = compiled
@@ -43,9 +43,19 @@ class _Plan:
         self.direct = direct
         self.results = None  # per result column: the dialect's converter or None, from the first run
         self.binary = binary  # ask the driver for results in its binary format
+        # every parameter comes from the caller (a cached statement of named parameters:
+        # the key of a make's fetch, a one-row insert): bound by name, as SQLAlchemy would
+        binds = getattr(compiled, "binds", None) or {}
+        plain = binds and not self.escaped and all(b.required and b.callable is None for b in binds.values())
+        self.named = tuple(binds) if plain else None
 
     def bind(self, params: dict | None, extracted) -> Any:
         """The driver's parameters, as SQLAlchemy's execution context builds them."""
+        if self.named is not None and params is not None and all(n in params for n in self.named):
+            values = {n: params[n] for n in self.named}
+            for name, process in self.processors.items():
+                values[name] = process(values[name])
+            return values if self.positions is None else tuple(values[n] for n in self.positions)
         values = self.compiled.construct_params(params, extracted_parameters=extracted, escape_names=False)
         for name, process in self.processors.items():
             if name in values:

@@ -353,12 +353,15 @@ def _attribute_plan(heading) -> list[tuple]:
 
 def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: bool, encode: bool = True,
                  partial: bool = False) -> list[dict]:
-    from .codecs import encoder_for
-
     heading = table.heading
     raw = _to_rows(table, rows)
-    encoders = {a.name: encoder_for(table, a) for a in heading if a.codec} if encode and heading.codecs else {}
-    key = heading.primary_key
+    encoders = {}
+    if encode and heading.codecs:
+        from .codecs import encoder_for
+
+        encoders = {a.name: encoder_for(table, a) for a in heading if a.codec}
+    key = heading.memo("primary_key", lambda: tuple(heading.primary_key))
+    check_duplicates = check_duplicates and len(raw) > 1
     known = heading.attributes
     plan = _attribute_plan(heading)
     known_names = known.keys()

@@ -144,10 +144,11 @@ class Table(QueryExpression, metaclass=TableMeta):
 
         def build():
             cols = self._cols
+            params = tuple(f"dj_key_{i}" for i in range(len(key_names)))
             return sa.select(*[cols[n].label(n) for n in names]).select_from(self._from).where(
-                *[cols[k] == sa.bindparam(f"dj_key_{i}", type_=cols[k].type) for i, k in enumerate(key_names)])
-        stmt = self._info.memo(("fetch_by_key", key_names, tuple(names)), build)
-        return stmt, {f"dj_key_{i}": v for i, v in enumerate(values)}
+                *[cols[k] == sa.bindparam(p, type_=cols[k].type) for p, k in zip(params, key_names)]), params
+        stmt, params = self._info.memo(("fetch_by_key", key_names, tuple(names)), build)
+        return stmt, dict(zip(params, values))
 
     # --- graph ----------------------------------------------------------------
     def _graph_names(self, names: list[str], as_objects: bool):

@@ -347,3 +347,29 @@ def test_kept_cursors_do_not_hold_large_results(schema, monkeypatch):
         assert len(executor.rows(tx, sa.select(table.c.sample))) == 8
         assert all(c is None for c in info["dj_cursors"][1:])
     assert Sample.keys(order_by="sample", limit=2) == [{"sample": 0}, {"sample": 1}]
+
+
+def test_named_parameters_bind_as_sqlalchemy_binds_them(schema):
+    """A cached statement whose parameters all come from the caller (a one-row insert, the
+    key of a make's fetch) is bound by name, without SQLAlchemy's construct_params: the
+    driver must receive the same values, type processors applied."""
+    from dj_dagster.insert_rows import prepare_rows
+
+    Sample, _ = _declare(schema)
+    conn = schema.connection
+    Sample.insert1(_row(1))
+    row = prepare_rows(Sample(), [_row(2)], False, True)[0]
+    held = Sample & {"sample": 1}
+    fetch, key_params = held._keyed_statement(["day", "stamp", "uid"])
+    with conn.transaction() as tx:
+        for stmt, params, column_keys in [(Sample()._insert_statement(None), row, tuple(row)),
+                                          (fetch, key_params, None)]:
+            plan, extracted = conn.direct._plan(tx.engine, stmt, column_keys)
+            assert plan is not None and plan.named is not None
+            fast = plan.bind(params, extracted)
+            plan.named = None
+            slow = plan.bind(params, extracted)
+            if isinstance(fast, dict):  # psycopg's Jsonb wrapper has no equality of its own
+                fast, slow = ({k: getattr(v, "obj", v) for k, v in d.items()} for d in (fast, slow))
+            assert fast == slow
+    assert held.fetch1("uid") == uuid.UUID(int=1)

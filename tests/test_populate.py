@@ -367,3 +367,46 @@ def test_duplicate_inside_a_transaction_names_the_key(pipeline):
             Subject.insert1((3, "vole"))
             Subject.insert1((1, "mouse"))
     assert sorted(Subject.to_arrays("subject_id")) == [1, 2]
+
+
+@pytest.mark.backends("mysql", "postgresql")  # SQLite: one writer at a time
+def test_keys_made_by_another_connection_meanwhile_are_skipped(schema, connection, monkeypatch):
+    """Without reserve_jobs, populate checks its list against the table now and then
+    (_MadeElsewhere): a key another process made since the list was read is not made again."""
+    from dj_dagster import autopopulate
+
+    monkeypatch.setattr(autopopulate._MadeElsewhere, "PERIOD", 0.0)
+    monkeypatch.setattr(autopopulate._MadeElsewhere, "SHARE", 0)
+    other = dj.Connection(str(connection.url.render_as_string(hide_password=False)))
+    made, elsewhere = [], []
+
+    @schema
+    class Item(dj.Manual):
+        definition = """
+        item : int32
+        """
+
+    @schema
+    class Twice(dj.Computed):
+        definition = """
+        -> Item
+        ---
+        twice : int32
+        """
+
+        def make(self, key):
+            made.append(key["item"])
+            if len(made) == 1:  # meanwhile, another connection makes a later key and commits
+                elsewhere.append(next(i for i in range(4) if i != key["item"]))
+                with other.transaction() as tx:
+                    tx.execute(Twice().sa_table.insert().values(item=elsewhere[0], twice=2 * elsewhere[0]))
+            self.insert1({**key, "twice": 2 * key["item"]})
+
+    try:
+        Item.insert([{"item": i} for i in range(4)])
+        result = Twice.populate()
+        assert result["success_count"] == 3 and not result["error_list"]
+        assert sorted(made) == sorted(set(range(4)) - set(elsewhere))
+        assert dict(zip(*Twice.to_arrays("item", "twice", order_by="item"))) == {0: 0, 1: 2, 2: 4, 3: 6}
+    finally:
+        other.close()
