@@ -27,9 +27,9 @@ class DagsterSuite:
         return s
 
     def cases(self) -> list[Case]:
-        return [self._backfill_case(), self._definitions_case(), self._sensor_case()]
+        return [*self._backfill_cases(), self._definitions_case(), self._sensor_case()]
 
-    def _backfill_case(self) -> Case:
+    def _backfill_cases(self) -> list[Case]:
         import dagster as dg
 
         from dj_dagster.orchestration import build_definitions
@@ -89,10 +89,34 @@ class DagsterSuite:
             assert result.success and len(Result()) == self.n
             return len(Result())
 
-        return Case(name=f"single-run backfill of {self.n} partitions", ours=backfill, peer=populate_and_start_up,
-                    setup=reset, repeats=3, units=(self.n, "partitions"),
-                    peer_name="populate(reserve_jobs=True) + a 1-partition run",
-                    target=1 / 1.3, target_text="<= 1.3x populate + start-up")
+        # Dagster alone: a no-op asset with partitions of its own (the same keys) and the same
+        # per-partition metadata, backfilled in one run: the floor that Dagster's own events set
+        noop_pdef = dg.DynamicPartitionsDefinition(name=f"noop_{schema.database}")
+        instance.add_dynamic_partitions(noop_pdef.name, keys)
+
+        @dg.asset(name="noop", partitions_def=noop_pdef, backfill_policy=dg.BackfillPolicy.single_run())
+        def noop(context):
+            return dg.MaterializeResult(metadata={"dagster/row_count": self.n, "dj/keys_computed": 0,
+                                                  "dj/keys_failed": 0, "dj/duration_s": 0.0})
+
+        noop_job = dg.Definitions(assets=[noop], jobs=[dg.define_asset_job("noop_job", [noop])]).get_job_def(
+            "noop_job")
+
+        def dagster_alone():
+            tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+            result = noop_job.execute_in_process(instance=instance, tags=tags, run_config={
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            assert result.success
+            return self.n
+
+        common = dict(setup=reset, repeats=3, units=(self.n, "partitions"))
+        return [
+            Case(name=f"single-run backfill of {self.n} partitions", ours=backfill, peer=populate_and_start_up,
+                 peer_name="populate(reserve_jobs=True) + a 1-partition run",
+                 target=1 / 1.3, target_text="<= 1.3x populate + start-up", **common),
+            Case(name=f"single-run backfill of {self.n} partitions", ours=backfill, peer=dagster_alone,
+                 peer_name="the same backfill of a no-op Dagster asset", **common),
+        ]
 
     def _definitions_case(self) -> Case:
         import dagster as dg
