@@ -58,10 +58,10 @@ class QueryExpression(FetchMixin):
         """The WHERE clauses. A table restricted by one key (``Table & key`` in every make)
         holds the key's values until something needs clauses: a fetch then runs a statement
         cached per table and key names, with the values as its parameters."""
-        if self._key is not None:
-            names, values = self._key
+        key = self._key
+        if key is not None:  # clauses first, then the key cleared: never seen unrestricted
+            self.__dict__["_where_list"] = [make_condition(self, dict(zip(*key)))]
             self._key = None
-            self.__dict__["_where_list"] = [make_condition(self, dict(zip(names, values)))]
         return self._where_list
 
     @_where.setter
@@ -212,9 +212,10 @@ class QueryExpression(FetchMixin):
         """Whether a key restriction may be held as values (see ``_where``): base tables only."""
         return False
 
-    def _keyed_statement(self, names: list[str]):
-        """(statement, parameters) fetching ``names`` of a key-restricted table, or None."""
-        return None
+    def _keyed_statement(self, names: list[str], key: tuple):
+        """(statement, parameters) fetching ``names`` of a table restricted by ``key`` (see
+        ``_where``)."""
+        raise NotImplementedError("only base tables hold a key restriction")
 
     def __and__(self, cond: Any) -> "QueryExpression":
         return self.restrict(cond)

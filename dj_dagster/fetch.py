@@ -15,9 +15,10 @@ FETCH_CHUNK = 50_000  # rows per chunk when a fetch streams (to_pandas)
 
 class FetchMixin:
     def _fetch_rows(self, attrs: list[str] | None, order_by=None, limit=None, offset=None) -> tuple[list[str], list]:
-        if self._key is not None and order_by is None and limit is None and not offset:
+        key = self._key
+        if key is not None and order_by is None and limit is None and not offset:
             names = self._fetch_names(attrs, self)
-            stmt, params = self._keyed_statement(names)
+            stmt, params = self._keyed_statement(names, key)
             return names, self._decode(names, self._connection.query_all(stmt, params))
         names, stmt = self._fetch_statement(attrs, order_by, limit, offset)
         rows = self._connection.query_all(stmt)

@@ -135,19 +135,19 @@ class Table(QueryExpression, metaclass=TableMeta):
 
     # --- restriction by one key (see QueryExpression._where) ----------------------
     def _keyable(self) -> bool:
-        return self._key is None and not self._where_list and self._own_from is None
+        return (self._key is None and not self._where_list and self._own_from is None and not self._complex
+                and not self._order_by)
 
-    def _keyed_statement(self, names: list[str]):
-        if self._key is None:
-            return None
-        key_names, values = self._key
+    def _keyed_statement(self, names: list[str], key: tuple):
+        key_names, values = key
+        info = self._info
 
         def build():
-            cols = self._cols
+            source, cols, _ = info.memo("query_source", lambda: _query_source(info.sa_table, _alias_for(info.name)))
             params = tuple(f"dj_key_{i}" for i in range(len(key_names)))
-            return sa.select(*[cols[n].label(n) for n in names]).select_from(self._from).where(
+            return sa.select(*[cols[n].label(n) for n in names]).select_from(source).where(
                 *[cols[k] == sa.bindparam(p, type_=cols[k].type) for p, k in zip(params, key_names)]), params
-        stmt, params = self._info.memo(("fetch_by_key", key_names, tuple(names)), build)
+        stmt, params = info.memo(("fetch_by_key", key_names, tuple(names)), build)
         return stmt, dict(zip(params, values))
 
     # --- graph ----------------------------------------------------------------

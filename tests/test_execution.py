@@ -360,7 +360,7 @@ def test_named_parameters_bind_as_sqlalchemy_binds_them(schema):
     Sample.insert1(_row(1))
     row = prepare_rows(Sample(), [_row(2)], False, True)[0]
     held = Sample & {"sample": 1}
-    fetch, key_params = held._keyed_statement(["day", "stamp", "uid"])
+    fetch, key_params = held._keyed_statement(["day", "stamp", "uid"], held._key)
     with conn.transaction() as tx:
         for stmt, params, column_keys in [(Sample()._insert_statement(None), row, tuple(row)),
                                           (fetch, key_params, None)]:

@@ -125,3 +125,16 @@ def test_a_held_key_is_not_shared_between_expressions(tables):
     assert [r["animal_id"] for r in q.to_dicts(order_by="KEY")] == [1, 2]
     assert [r["animal_id"] for r in narrower.to_dicts()] == [2]
     assert [r["animal_id"] for r in (q & {"animal_id": 1}).to_dicts()] == [1]
+
+
+def test_a_key_after_top_restricts_the_top_rows(tables):
+    """``T & Top(...)`` is still a table object, but a key then restricts its top rows,
+    never the whole table (nor deletes outside them)."""
+    Animal, _ = tables
+    top = Animal & dj.Top(1, "weight")  # the lightest: cat 1
+    q = top & {"animal_id": 7}
+    assert q._key is None
+    assert q.to_dicts() == [] and len(q) == 0
+    assert (top & {"animal_id": 1}).to_dicts() == [{"species": "cat", "animal_id": 1, "weight": 4.5, "note": None}]
+    ordered = Animal & dj.Top(None, "weight desc")
+    assert sorted(r["weight"] for r in (ordered & {"animal_id": 1}).to_dicts()) == [4.5, 20.0]
