@@ -639,7 +639,7 @@ class PgSuite:
 
         pc_dj, pc_raw = pop_check(lambda: self.dj), pop_check(lambda: self.rawside)
         kl = f"{sz['keys']:,}"
-        pcommon = dict(prepare=prep_pop, setup=pop_setup, units=(sz["keys"], "keys"), repeats=2)
+        pcommon = dict(prepare=prep_pop, setup=pop_setup, units=(sz["keys"], "keys"), repeats=3)
         pop = lambda side, **kw: lambda: C(side, "Dst").populate(**kw)  # noqa: E731
         ours_pop, ours_pop_res = pop("ours"), pop("ours", reserve_jobs=True)
         out += [
