@@ -136,8 +136,9 @@ class AutoPopulate:
     def _run_facts(self, jobs, make_kwargs, version) -> "_Run":
         cls = type(self)
         kind = "generator" if inspect.isgeneratorfunction(cls.make) else "three" if self._three_part else "plain"
-        tables = frozenset([self.full_table_name, *self._part_names()])
-        return _Run(version, jobs, make_kwargs or {}, kind, tables, "_job_version" in self.heading.attributes)
+        name = self.full_table_name
+        tables = frozenset([name, *self._part_names()])
+        return _Run(name, version, jobs, make_kwargs or {}, kind, tables, "_job_version" in self.heading.attributes)
 
     def _populate_keys(self, keys, jobs, suppress_errors, make_kwargs, display_progress, version) -> dict:
         success, errors = 0, []
@@ -185,7 +186,7 @@ class AutoPopulate:
     def _make_one(self, key: dict, run: "_Run", start: float) -> bool:
         """One key in one transaction; the job's success commits with the rows."""
         version, jobs, make_kwargs = run.version, run.jobs, run.kwargs
-        stamp = _Stamp(self.full_table_name, version) if run.stamped else None
+        stamp = _Stamp(run.name, version) if run.stamped else None
         claimed = None
 
         def finish():
@@ -338,10 +339,10 @@ class _Run:
     """What every key of one populate shares, worked out once: the make's kind (plain,
     three-part or generator), the tables its inserts may write, whether rows are stamped."""
 
-    __slots__ = ("version", "jobs", "kwargs", "kind", "tables", "stamped")
+    __slots__ = ("name", "version", "jobs", "kwargs", "kind", "tables", "stamped")
 
-    def __init__(self, version: str, jobs, kwargs: dict, kind: str, tables: frozenset, stamped: bool):
-        self.version, self.jobs, self.kwargs = version, jobs, kwargs
+    def __init__(self, name: str, version: str, jobs, kwargs: dict, kind: str, tables: frozenset, stamped: bool):
+        self.name, self.version, self.jobs, self.kwargs = name, version, jobs, kwargs
         self.kind, self.tables, self.stamped = kind, tables, stamped
 
 

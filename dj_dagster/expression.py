@@ -184,6 +184,13 @@ class QueryExpression(FetchMixin):
 
     # --- restriction ----------------------------------------------------------
     def restrict(self, cond: Any, negate: bool = False) -> "QueryExpression":
+        if not negate and type(cond) is dict and self._keyable():
+            key = plain_key(self.heading, cond, self._connection.adapter.pads_strings)
+            if key is not None:  # held as values (see _where); columns shared, never changed in place
+                expr = object.__new__(type(self))
+                expr.__dict__.update(self.__dict__)
+                expr._key = key
+                return expr
         cond = _operand(cond)
         if isinstance(cond, Top):
             if negate:
@@ -192,12 +199,6 @@ class QueryExpression(FetchMixin):
             expr._order_by = expr._order_clauses(cond.order_by)
             expr._limit, expr._offset = cond.limit, cond.offset
             return expr
-        if not negate and type(cond) is dict and self._keyable():
-            key = plain_key(self.heading, cond, self._connection.adapter.pads_strings)
-            if key is not None:
-                expr = self._copy()
-                expr._key = key
-                return expr
         expr = self._wrapped() if self._complex else self._copy()
         if isinstance(cond, str):
             expr, sql = expr._text(cond, "condition")
