@@ -111,14 +111,15 @@ def restriction_value(attr, value: Any) -> Any:
     return converted
 
 
-def plain_key(heading, row: dict, pads_strings: bool) -> tuple | None:
+def plain_key(heading, row: dict, adapter) -> tuple | None:
     """``row``'s (names, values) restricting ``heading``, when each value already has its
     attribute's plain Python type and range (an int for an integer, ASCII text within a
     varchar's length...), so that the equality clauses :func:`_equalities` would build
     bind the values unchanged; None otherwise. Attributes not in the heading are
-    ignored, as in every restriction. ``pads_strings``: the backend compares strings with
-    PAD SPACE, which needs a length clause too (left to :func:`_equalities`)."""
-    checks = heading.memo(("plain_key", pads_strings), lambda: _plain_checks(heading, pads_strings))
+    ignored, as in every restriction. Strings on a backend that compares them with PAD
+    SPACE need a length clause too, and integers beyond what the backend stores match no
+    row: both are left to :func:`_equalities`."""
+    checks = heading.memo(("plain_key", adapter.name), lambda: _plain_checks(heading, adapter))
     names, values = [], []
     for name, value in row.items():
         if name not in checks:  # not an attribute (or not a string): ignored
@@ -131,15 +132,26 @@ def plain_key(heading, row: dict, pads_strings: bool) -> tuple | None:
     return (tuple(names), tuple(values)) if names else None
 
 
-def _plain_checks(heading, pads_strings: bool) -> dict:
+def _plain_checks(heading, adapter) -> dict:
     """Per attribute, (Python type, check) of the values a key restriction binds unchanged,
     or None: the attribute always takes the general path."""
     from .insert_rows import _fast_check
 
     def check(attr):
-        general = attr.codec or attr.nullable or attr.computed or (pads_strings and attr.type.name in _STRINGS)
+        general = attr.codec or attr.nullable or attr.computed or attr.type.name in adapter.narrower_ints or (
+            adapter.pads_strings and attr.type.name in _STRINGS)
         return None if general else _fast_check(attr.type)
     return {a.name: check(a) for a in heading}
+
+
+def _stored_value(expr: "QueryExpression", attr, value: Any) -> Any:
+    """:func:`restriction_value`, and :data:`IMPOSSIBLE` for an integer beyond what the
+    backend stores for the attribute's type (no row holds it; SQLite cannot even bind it)."""
+    value = restriction_value(attr, value)
+    narrower = expr._connection.adapter.narrower_ints.get(attr.type.name) if not attr.computed else None
+    if narrower is not None and isinstance(value, int) and not narrower[0][0] <= value <= narrower[0][1]:
+        return IMPOSSIBLE
+    return value
 
 
 def _padded(expr: "QueryExpression", attr) -> bool:
@@ -155,7 +167,7 @@ def _equalities(expr: "QueryExpression", row: Mapping) -> list:
             continue
         attr = expr.heading[name]
         col = expr._cols[name]
-        value = restriction_value(attr, value)
+        value = _stored_value(expr, attr, value)
         if value is IMPOSSIBLE:
             clauses.append(FALSE)
         elif value is None:
@@ -177,7 +189,7 @@ def _records(expr: "QueryExpression", rows: list[Mapping]):
     same = all(list(r.keys()) == list(rows[0].keys()) for r in rows)
     if same and names and len(rows) > 1 and not any(expr.heading[n].codec for n in names):
         attrs = [expr.heading[n] for n in names]
-        values = [tuple(restriction_value(a, r[a.name]) for a in attrs) for r in rows]
+        values = [tuple(_stored_value(expr, a, r[a.name]) for a in attrs) for r in rows]
         if not any(v is None or v is IMPOSSIBLE for t in values for v in t):
             cols = [expr._cols[n] for n in names]
             padded = [i for i, a in enumerate(attrs) if _padded(expr, a)]

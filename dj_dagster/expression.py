@@ -185,7 +185,7 @@ class QueryExpression(FetchMixin):
     # --- restriction ----------------------------------------------------------
     def restrict(self, cond: Any, negate: bool = False) -> "QueryExpression":
         if not negate and type(cond) is dict and self._keyable():
-            key = plain_key(self.heading, cond, self._connection.adapter.pads_strings)
+            key = plain_key(self.heading, cond, self._connection.adapter)
             if key is not None:  # held as values (see _where); columns shared, never changed in place
                 expr = object.__new__(type(self))
                 expr.__dict__.update(self.__dict__)

@@ -343,12 +343,30 @@ def _fast_check(spec):
     return _FAST.get(spec.name)
 
 
-def _attribute_plan(heading) -> list[tuple]:
+def _attribute_plan(heading, adapter) -> list[tuple]:
     """Per attribute, what preparing a row needs: (name, in_key, nullable, has_default,
-    hidden, codec, coerce, fast type). Made once per heading: a make inserts one row at a time."""
-    return heading.memo("insert_plan", lambda: [
-        (a.name, a.in_key, a.nullable, a.default is not None, a.hidden, bool(a.codec), _coercer(a),
-         None if a.codec else _fast_check(a.type)) for a in heading])
+    hidden, codec, coerce, fast type). Made once per heading and backend: a make inserts one
+    row at a time. ``adapter.narrower_ints``: integer types the backend stores in a smaller
+    range than declared (SQLite's uint64), refused beyond it rather than rounded."""
+    def entry(a):
+        coerce, fast = _coercer(a), None if a.codec else _fast_check(a.type)
+        narrower = None if a.codec else adapter.narrower_ints.get(a.type.name)
+        if narrower is not None:
+            (lo, hi), why = narrower
+            coerce = _narrowed(coerce, lo, hi, why)
+            fast = (int, _int_check(lo, hi))
+        return a.name, a.in_key, a.nullable, a.default is not None, a.hidden, bool(a.codec), coerce, fast
+
+    return heading.memo(("insert_plan", adapter.name), lambda: [entry(a) for a in heading])
+
+
+def _narrowed(coerce: Callable[[Any], Any], lo: int, hi: int, why: str) -> Callable[[Any], Any]:
+    def check(v):
+        value = coerce(v)
+        if value is not None and not lo <= value <= hi:
+            raise ValueError(why)
+        return value
+    return check
 
 
 def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: bool, encode: bool = True,
@@ -363,7 +381,7 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
     key = heading.memo("primary_key", lambda: tuple(heading.primary_key))
     check_duplicates = check_duplicates and len(raw) > 1
     known = heading.attributes
-    plan = _attribute_plan(heading)
+    plan = _attribute_plan(heading, table._connection.adapter)
     known_names = known.keys()
     seen: dict[tuple, int] = {}
     out = []

@@ -68,6 +68,9 @@ class Adapter(AlterMixin):
     # BEGIN depends on whether the transaction will write (SQLite's BEGIN IMMEDIATE takes
     # the write lock up front): transactions then mark their mode on the connection
     begins_by_mode = False
+    # integer types stored in a smaller range than declared: type -> ((lo, hi), why);
+    # inserts refuse values beyond it (they would be stored rounded)
+    narrower_ints: dict[str, tuple[tuple[int, int], str]] = {}
 
     # --- engine ---------------------------------------------------------------
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:

@@ -27,6 +27,9 @@ SCHEMAS = "~dj_schema"
 BUSY_TIMEOUT_S = 60
 
 
+INT_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+
+
 class SQLiteAdapter(Adapter):
     name = "sqlite"
     supports_comments = False
@@ -35,6 +38,8 @@ class SQLiteAdapter(Adapter):
     server = False
     reuse_cursors = False
     begins_by_mode = True
+    narrower_ints = {"uint64": ((0, 2**63 - 1), "SQLite stores integers as signed 64-bit values: a uint64 above "
+                                                "2**63-1 would be stored rounded, as a float")}
     keeps_lineage = False
     timestamp_default = "CURRENT_TIMESTAMP"
 
@@ -89,8 +94,11 @@ class SQLiteAdapter(Adapter):
         return [r[0][len(schema) + 1 :] for r in rows]
 
     def sql_type(self, spec, table: str = "", attr: str = ""):
-        if spec.name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32") and not spec.is_codec:
-            return sa.Integer()  # SQLite integers are 64-bit; INTEGER keeps rowid semantics
+        if spec.name in INT_TYPES and not spec.is_codec:
+            # SQLite integers are 64-bit; INTEGER keeps rowid semantics. uint64 too: a NUMERIC
+            # column would bind through a float (exact only to 2**53); values above 2**63-1
+            # are refused at insert (narrower_ints)
+            return sa.Integer()
         return super().sql_type(spec, table, attr)
 
     def write_comments(self, conn, schema, table, table_comment, columns):
