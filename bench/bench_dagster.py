@@ -99,7 +99,7 @@ class DagsterSuite:
             return dg.MaterializeResult(metadata={"dagster/row_count": self.n, "dj/keys_computed": 0,
                                                   "dj/keys_failed": 0, "dj/duration_s": 0.0})
 
-        noop_job = dg.Definitions(assets=[noop], jobs=[dg.define_asset_job("noop_job", [noop])]).get_job_def(
+        noop_job = dg.Definitions(assets=[noop], jobs=[dg.define_asset_job("noop_job", [noop])]).resolve_job_def(
             "noop_job")
 
         def dagster_alone():

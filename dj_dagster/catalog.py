@@ -227,10 +227,26 @@ def build_column(adapter, a: Attribute, schema: str, table: str, parent: tuple |
     (reflected type, schema) of the parent column a foreign-key attribute references."""
     kwargs = {}
     if a.default is not None:
+        _check_storable_default(adapter, a, table)
         kwargs["server_default"] = _server_default(a, table)
     sa_schema, sa_name = adapter.table_address(schema, table)
     return sa.Column(a.name, adapter.ddl_type(a.type, sa_schema, sa_name, a.name, parent), primary_key=a.in_key,
                      nullable=a.nullable, comment=a.sql_comment, autoincrement=False, **kwargs)
+
+
+def _check_storable_default(adapter, a: Attribute, table: str) -> None:
+    """A default beyond what the backend stores for the type (SQLite's uint64) would be
+    stored rounded: refused as an inserted value is (adapter.narrower_ints)."""
+    narrower = adapter.narrower_ints.get(a.type.name)
+    if narrower is None or a.default.upper() == "CURRENT_TIMESTAMP":
+        return
+    (lo, hi), why = narrower
+    try:
+        value = int(a.default.strip("'\""))
+    except ValueError:
+        return  # not an integer: the declaration's own check refuses it
+    if not lo <= value <= hi:
+        raise DeclarationError(f"Table {table}: default {a.default!r} of attribute {a.name!r}: {why}")
 
 
 def _server_default(a: Attribute, table: str):

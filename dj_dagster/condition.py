@@ -138,9 +138,15 @@ def _plain_checks(heading, adapter) -> dict:
     from .insert_rows import _fast_check
 
     def check(attr):
-        general = attr.codec or attr.nullable or attr.computed or attr.type.name in adapter.narrower_ints or (
+        general = attr.codec or attr.nullable or attr.computed or (
             adapter.pads_strings and attr.type.name in _STRINGS)
-        return None if general else _fast_check(attr.type)
+        narrower = adapter.narrower_ints.get(attr.type.name)
+        if general:
+            return None
+        if narrower is not None:  # beyond the stored range: the general path (no row matches)
+            (lo, hi), _ = narrower
+            return int, lambda v: lo <= v <= hi
+        return _fast_check(attr.type)
     return {a.name: check(a) for a in heading}
 
 

@@ -252,6 +252,17 @@ def test_uint64_extremes_round_trip(every_type, backend):
                                                    r"attribute 'u64', value 9223372036854775808.*2\*\*63-1"):
                 every_type.insert(rows)
         assert not every_type & "id >= 50"
+        assert (every_type & {"u64": 2**63 - 1})._key is not None  # a make's key restriction stays cheap
+
+        class BigDefault(dj.Manual):  # a default beyond the range is refused as a value is
+            definition = """
+            id : int32
+            ---
+            big = 18446744073709551615 : uint64
+            """
+        with pytest.raises(dj.DataJointError, match="default .*'big'.*2\\*\\*63-1"):
+            every_type._schema(BigDefault)
+        assert "big_default" not in every_type._schema.list_tables()
         return
     every_type.insert1({**good_row(50), "u64": 2**64 - 1})
     assert (every_type & {"id": 50}).fetch1("u64") == 2**64 - 1
