@@ -21,6 +21,7 @@ import traceback
 
 import sqlalchemy as sa
 
+from .errors import DataError
 from .types import parse_type
 
 STATUSES = ("pending", "reserved", "success", "error", "ignore")
@@ -395,11 +396,25 @@ class Jobs:
             error_stack=self._stack(stack), host=socket.gethostname(), pid=os.getpid()))
 
     def ignore(self, key: dict) -> None:
+        """Mark the key's job ``ignore`` (populate with reserve_jobs skips it), adding the
+        job if it has none. The key is checked as an insert checks its values."""
+        key = self._checked_key(key)
         t = self.sa_table
         with self.connection.transaction() as tx:
             n = tx.execute(sa.update(t).where(*self._where_key(key)).values(status="ignore")).rowcount
             if not n:
                 tx.execute(sa.insert(t).values(**key, status="ignore", scheduled_time=self._server_now(), priority=5))
+
+    def _checked_key(self, key: dict) -> dict:
+        """The target's primary key from ``key`` (other attributes dropped), its values
+        validated and converted for the database."""
+        from .insert_rows import prepare_rows
+
+        missing = [k for k in self.key_attrs if k not in key]
+        if missing:
+            raise DataError(f"{self.target.full_table_name}: a job's key needs {self.key_attrs}; {missing} missing")
+        return prepare_rows(self.target, [{k: key[k] for k in self.key_attrs}], ignore_extra_fields=False,
+                            check_duplicates=False, encode=False, partial=True)[0]
 
     def clear_errors(self) -> int:
         t = self.sa_table

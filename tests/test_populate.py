@@ -410,3 +410,21 @@ def test_keys_made_by_another_connection_meanwhile_are_skipped(schema, connectio
         assert dict(zip(*Twice.to_arrays("item", "twice", order_by="item"))) == {0: 0, 1: 2, 2: 4, 3: 6}
     finally:
         other.close()
+
+
+def test_ignored_jobs_are_skipped_and_bad_keys_refused(pipeline):
+    Score = pipeline["Score"]
+    pending = {"subject_id": 1, "session": 1, "method": "double"}
+    unseen = {"subject_id": 2, "session": 1, "method": "triple", "extra": "dropped"}
+    Score.jobs.refresh()
+    Score.jobs.ignore(pending)  # a pending job becomes ignored
+    Score.jobs.ignore(unseen)  # a key without a job gets one, ignored
+    assert _job_keys(Score.jobs, "ignore") == [(1, 1, "double"), (2, 1, "triple")]
+    result = Score.populate(reserve_jobs=True)
+    assert result["success_count"] == 4
+    assert not Score & pending and not Score & {k: v for k, v in unseen.items() if k != "extra"}
+    with pytest.raises(dj.DataError, match="missing"):
+        Score.jobs.ignore({"subject_id": 1})
+    with pytest.raises(dj.DataError, match="attribute 'session', value 99999"):
+        Score.jobs.ignore({"subject_id": 1, "session": 99999, "method": "double"})  # beyond int16
+    assert _job_keys(Score.jobs, "ignore") == [(1, 1, "double"), (2, 1, "triple")]
