@@ -266,6 +266,9 @@ def test_uint64_extremes_round_trip(every_type, backend):
         return
     every_type.insert1({**good_row(50), "u64": 2**64 - 1})
     assert (every_type & {"id": 50}).fetch1("u64") == 2**64 - 1
+    # an int on every backend (PostgreSQL's numeric(20) would give a Decimal)
+    assert {type(v) for v in every_type.to_arrays("u64").tolist()} | {type(r["u64"]) for r in every_type.to_dicts()} \
+        == {int}
 
 
 @_settings(600)

@@ -46,12 +46,23 @@ class _Char(sa.types.TypeDecorator):
         return value.rstrip(" ") if value is not None else None
 
 
+class _UInt64(sa.types.TypeDecorator):
+    """``uint64`` (numeric(20)) read as an ``int``, as MySQL and SQLite return it, not a
+    Decimal: a pipeline gets the same Python type on every backend."""
+
+    impl = sa.Numeric(20, 0)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        return int(value) if value is not None else None
+
+
 def _binary_safe(t: sa.types.TypeEngine) -> bool:
     """Whether psycopg loads a result column of this type to the same Python value from
     the binary format as from text. Not REAL (binary float4 arrives widened, text rounds
     it to the shortest repr), nor enums and other types psycopg has no binary loader for
     (they would arrive as bytes), nor untyped expressions."""
-    if isinstance(t, _Char):
+    if isinstance(t, (_Char, _UInt64)):
         return True
     if isinstance(t, sa.Float):
         return isinstance(t, sa.Double)
@@ -113,6 +124,8 @@ class PostgreSQLAdapter(Adapter):
             return pg.JSONB(none_as_null=True)
         if not spec.is_codec and spec.name == "char":
             return _Char(spec.args[0])
+        if not spec.is_codec and spec.name == "uint64":
+            return _UInt64()
         return super().sql_type(spec, table, attr)
 
     def ddl_type(self, spec, schema, table, attr, parent=None):
