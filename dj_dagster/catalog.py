@@ -236,16 +236,15 @@ def build_column(adapter, a: Attribute, schema: str, table: str, parent: tuple |
 
 def _check_storable_default(adapter, a: Attribute, table: str) -> None:
     """A default beyond what the backend stores for the type (SQLite's uint64) would be
-    stored rounded: refused as an inserted value is (adapter.narrower_ints)."""
-    narrower = adapter.narrower_ints.get(a.type.name)
-    if narrower is None or a.default.upper() == "CURRENT_TIMESTAMP":
+    stored rounded: refused as an inserted value is (adapter.int_refusal)."""
+    if a.type.name not in adapter.narrower_ints:
         return
-    (lo, hi), why = narrower
     try:
         value = int(a.default.strip("'\""))
     except ValueError:
         return  # not an integer: the declaration's own check refuses it
-    if not lo <= value <= hi:
+    why = adapter.int_refusal(a.type.name, value)
+    if why is not None:
         raise DeclarationError(f"Table {table}: default {a.default!r} of attribute {a.name!r}: {why}")
 
 

@@ -135,18 +135,12 @@ def plain_key(heading, row: dict, adapter) -> tuple | None:
 def _plain_checks(heading, adapter) -> dict:
     """Per attribute, (Python type, check) of the values a key restriction binds unchanged,
     or None: the attribute always takes the general path."""
-    from .insert_rows import _fast_check
+    from .insert_rows import stored_fast_check
 
     def check(attr):
-        general = attr.codec or attr.nullable or attr.computed or (
-            adapter.pads_strings and attr.type.name in _STRINGS)
-        narrower = adapter.narrower_ints.get(attr.type.name)
-        if general:
-            return None
-        if narrower is not None:  # beyond the stored range: the general path (no row matches)
-            (lo, hi), _ = narrower
-            return int, lambda v: lo <= v <= hi
-        return _fast_check(attr.type)
+        general = attr.nullable or attr.computed or (adapter.pads_strings and attr.type.name in _STRINGS)
+        # beyond the stored range a value fails the check: the general path (no row matches)
+        return None if general else stored_fast_check(attr, adapter)
     return {a.name: check(a) for a in heading}
 
 
@@ -154,8 +148,8 @@ def _stored_value(expr: "QueryExpression", attr, value: Any) -> Any:
     """:func:`restriction_value`, and :data:`IMPOSSIBLE` for an integer beyond what the
     backend stores for the attribute's type (no row holds it; SQLite cannot even bind it)."""
     value = restriction_value(attr, value)
-    narrower = expr._connection.adapter.narrower_ints.get(attr.type.name) if not attr.computed else None
-    if narrower is not None and isinstance(value, int) and not narrower[0][0] <= value <= narrower[0][1]:
+    if isinstance(value, int) and not attr.computed and \
+            expr._connection.adapter.int_refusal(attr.type.name, value) is not None:
         return IMPOSSIBLE
     return value
 

@@ -85,9 +85,14 @@ class QueryExpression(FetchMixin):
     def dialect(self) -> str:
         return self._connection.engine.dialect.name
 
-    def _copy(self) -> "QueryExpression":
-        new = object.__new__(type(self))  # copy.copy's result, without its generic protocol
+    def _shallow(self) -> "QueryExpression":
+        """copy.copy's result, without its generic protocol: attributes shared."""
+        new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
+        return new
+
+    def _copy(self) -> "QueryExpression":
+        new = self._shallow()
         new._cols = dict(self._cols)
         new._where = list(self._where)
         return new
@@ -187,8 +192,7 @@ class QueryExpression(FetchMixin):
         if not negate and type(cond) is dict and self._keyable():
             key = plain_key(self.heading, cond, self._connection.adapter)
             if key is not None:  # held as values (see _where); columns shared, never changed in place
-                expr = object.__new__(type(self))
-                expr.__dict__.update(self.__dict__)
+                expr = self._shallow()
                 expr._key = key
                 return expr
         cond = _operand(cond)

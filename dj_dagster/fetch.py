@@ -17,7 +17,7 @@ class FetchMixin:
     def _fetch_rows(self, attrs: list[str] | None, order_by=None, limit=None, offset=None) -> tuple[list[str], list]:
         key = self._key
         if key is not None and order_by is None and limit is None and not offset:
-            names = self._fetch_names(attrs, self)
+            names = self._fetch_names(attrs)
             stmt, params = self._keyed_statement(names, key)
             return names, self._decode(names, self._connection.query_all(stmt, params))
         names, stmt = self._fetch_statement(attrs, order_by, limit, offset)
@@ -46,7 +46,7 @@ class FetchMixin:
     def _fetch_statement(self, attrs: list[str] | None, order_by=None, limit=None, offset=None):
         expr = self
         limit, offset = _count("limit", limit), _count("offset", offset)
-        names = self._fetch_names(attrs, expr)
+        names = self._fetch_names(attrs)
         if order_by is not None or limit is not None or offset:
             if expr._limit is not None or expr._offset:
                 expr = expr._wrapped()
@@ -63,12 +63,11 @@ class FetchMixin:
             stmt = expr.make_sql(names)
         return names, stmt
 
-    @staticmethod
-    def _fetch_names(attrs: list[str] | None, expr) -> list[str]:
-        names = list(attrs) if attrs is not None else expr.heading.names
+    def _fetch_names(self, attrs: list[str] | None) -> list[str]:
+        names = list(attrs) if attrs is not None else self.heading.names
         for n in names:
-            if not isinstance(n, str) or n not in expr._cols:
-                raise QueryError(f"Unknown attribute {n!r}; attributes are {expr.heading.names}")
+            if not isinstance(n, str) or n not in self._cols:
+                raise QueryError(f"Unknown attribute {n!r}; attributes are {self.heading.names}")
         return names
 
     def _decode(self, names: list[str], rows: list) -> list:

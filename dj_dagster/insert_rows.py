@@ -343,27 +343,38 @@ def _fast_check(spec):
     return _FAST.get(spec.name)
 
 
+def stored_fast_check(attr, adapter):
+    """:func:`_fast_check` of a stored attribute, within the range the backend stores for
+    its type (``adapter.narrower_ints``: SQLite's uint64); None for a codec attribute."""
+    if attr.codec:
+        return None
+    narrower = adapter.narrower_ints.get(attr.type.name)
+    if narrower is None:
+        return _fast_check(attr.type)
+    (lo, hi), _ = narrower
+    return int, _int_check(lo, hi)
+
+
 def _attribute_plan(heading, adapter) -> list[tuple]:
     """Per attribute, what preparing a row needs: (name, in_key, nullable, has_default,
     hidden, codec, coerce, fast type). Made once per heading and backend: a make inserts one
-    row at a time. ``adapter.narrower_ints``: integer types the backend stores in a smaller
-    range than declared (SQLite's uint64), refused beyond it rather than rounded."""
+    row at a time. Integers the backend would store rounded are refused
+    (``adapter.int_refusal``)."""
     def entry(a):
-        coerce, fast = _coercer(a), None if a.codec else _fast_check(a.type)
-        narrower = None if a.codec else adapter.narrower_ints.get(a.type.name)
-        if narrower is not None:
-            (lo, hi), why = narrower
-            coerce = _narrowed(coerce, lo, hi, why)
-            fast = (int, _int_check(lo, hi))
-        return a.name, a.in_key, a.nullable, a.default is not None, a.hidden, bool(a.codec), coerce, fast
+        coerce = _coercer(a)
+        if not a.codec and a.type.name in adapter.narrower_ints:
+            coerce = _narrowed(coerce, a.type.name, adapter)
+        return (a.name, a.in_key, a.nullable, a.default is not None, a.hidden, bool(a.codec), coerce,
+                stored_fast_check(a, adapter))
 
     return heading.memo(("insert_plan", adapter.name), lambda: [entry(a) for a in heading])
 
 
-def _narrowed(coerce: Callable[[Any], Any], lo: int, hi: int, why: str) -> Callable[[Any], Any]:
+def _narrowed(coerce: Callable[[Any], Any], type_name: str, adapter) -> Callable[[Any], Any]:
     def check(v):
         value = coerce(v)
-        if value is not None and not lo <= value <= hi:
+        why = None if value is None else adapter.int_refusal(type_name, value)
+        if why is not None:
             raise ValueError(why)
         return value
     return check

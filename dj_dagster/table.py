@@ -86,7 +86,7 @@ class Table(QueryExpression, metaclass=TableMeta):
         # compiled cache and the server's prepared statements are reused (self-joins wrap
         # one side in a subquery of its own name). Built once per table: every restriction
         # in a make() starts from it.
-        source = info.memo("query_source", lambda: _query_source(info.sa_table, _alias_for(info.name)))
+        source = _memo_source(info)
         self._connection = cls._schema.connection
         self._from, self._cols, self._aliases = source  # expressions copy _cols before changing it
         self._used = self._aliases
@@ -143,7 +143,7 @@ class Table(QueryExpression, metaclass=TableMeta):
         info = self._info
 
         def build():
-            source, cols, _ = info.memo("query_source", lambda: _query_source(info.sa_table, _alias_for(info.name)))
+            source, cols, _ = _memo_source(info)
             params = tuple(f"dj_key_{i}" for i in range(len(key_names)))
             return sa.select(*[cols[n].label(n) for n in names]).select_from(source).where(
                 *[cols[k] == sa.bindparam(p, type_=cols[k].type) for p, k in zip(params, key_names)]), params
@@ -391,6 +391,11 @@ def _names_alias_in_text(clause) -> bool:
     if isinstance(clause, (sa.sql.selectable.SelectBase, sa.FromClause)):
         return False
     return any(_names_alias_in_text(c) for c in clause.get_children())
+
+
+def _memo_source(info: catalog.TableInfo) -> tuple:
+    """The table's FROM element, columns and alias names, built once per catalog entry."""
+    return info.memo("query_source", lambda: _query_source(info.sa_table, _alias_for(info.name)))
 
 
 def _query_source(sa_table: sa.Table, alias_name: str) -> tuple:

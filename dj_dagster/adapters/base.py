@@ -72,6 +72,15 @@ class Adapter(AlterMixin):
     # inserts refuse values beyond it (they would be stored rounded)
     narrower_ints: dict[str, tuple[tuple[int, int], str]] = {}
 
+    def int_refusal(self, type_name: str, value: int) -> str | None:
+        """Why an integer of the declared type cannot be stored exactly (``narrower_ints``),
+        or None when it can."""
+        narrower = self.narrower_ints.get(type_name)
+        if narrower is None:
+            return None
+        (lo, hi), why = narrower
+        return None if lo <= value <= hi else why
+
     # --- engine ---------------------------------------------------------------
     def create_engine(self, url: sa.URL, **kwargs: Any) -> Engine:
         # no pre-ping round trip per checkout: a dropped connection fails one statement,
