@@ -11,7 +11,7 @@ export DJ_TEST_BACKENDS
 
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test dev bench clean
+.PHONY: venv demo test dev bench conformance clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,12 @@ dev: venv
 
 bench: venv
 	$(PY) -m bench
+
+# datajoint 2.3.5's own test suite against datajoint and against us (tens of minutes;
+# not part of `make test`): writes conformance/results.md
+conformance: venv
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,conformance]'
+	$(PY) -m conformance $(CONFORMANCE_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

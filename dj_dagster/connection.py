@@ -101,7 +101,23 @@ class _Held:
 class Connection:
     """Owns the engine; hands out the thread's current transaction connection."""
 
-    def __init__(self, url: str | sa.URL | None = None, **engine_kwargs: Any):
+    def __init__(self, host: str | sa.URL | None = None, user: str | None = None, password: str | None = None,
+                 port: int | None = None, use_tls: bool | dict | None = None, *, url: str | sa.URL | None = None,
+                 backend: str | None = None, database_name: str | None = None, **engine_kwargs: Any):
+        """Connect to a database.
+
+        Accepts a SQLAlchemy URL (``Connection("postgresql+psycopg://u@db/lab")``, or
+        ``url=``), or datajoint's form ``Connection(host, user, password, port=None)``
+        where ``host`` may carry the port (``"db:3306"``) and the backend comes from
+        ``backend=`` or ``config["database.backend"]`` (``"mysql"`` or ``"postgresql"``).
+        With neither, ``DJ_DATABASE_URL`` / ``config.database`` / embedded SQLite.
+        """
+        if isinstance(host, sa.URL) or (isinstance(host, str) and "://" in host):
+            url, host = host, None
+        if host is not None or user is not None:
+            url = _server_url(host, user, password, port, backend, database_name)
+            if use_tls:
+                engine_kwargs.setdefault("connect_args", {})["ssl"] = use_tls if isinstance(use_tls, dict) else {}
         url = url or settings.config.get("database_url") or settings.default_database_url()
         try:
             self.url = sa.make_url(url)
@@ -132,6 +148,90 @@ class Connection:
     def __repr__(self) -> str:
         return f"Connection({_safe_url(self.url)!r})"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Connection) and (self is other or self.url == other.url)
+
+    __hash__ = object.__hash__
+
+    @property
+    def conn_info(self) -> dict[str, Any]:
+        """datajoint's description of the server (no password)."""
+        return dict(host=self.url.host, port=self.url.port, user=self.url.username,
+                    database_name=self.url.database)
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the server answers (always true for an embedded SQLite file)."""
+        try:
+            self.ping()
+        except Exception:  # noqa: BLE001 - any failure means not connected
+            return False
+        return True
+
+    def ping(self) -> None:
+        """Raise ConnectionError_ when the database does not answer."""
+        with self._connecting(), self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def get_user(self) -> str:
+        """The user name as the server knows it (``user@host`` on MySQL)."""
+        return str(self.scalar(sa.text(self.adapter.current_user_sql)))
+
+    def query(self, sql: str, args: Any = (), *, as_dict: bool = False, suppress_warnings: bool = True,
+              reconnect: bool | None = None) -> "QueryCursor":
+        """Run one SQL statement as text, with ``args`` bound by the driver (``%s``
+        placeholders on MySQL and PostgreSQL, ``?`` on SQLite), and return a cursor over its
+        rows (all read before returning). Inside ``with conn.transaction:`` it joins the
+        transaction. DDL through here makes the connection forget its cached catalog."""
+        args = tuple(args) if isinstance(args, list) else args
+        with self.transaction() as sa_conn:
+            cursor = sa_conn.connection.driver_connection.cursor()
+            try:
+                cursor.execute(sql, args if args is not None else ())
+                result = QueryCursor.read(cursor, as_dict)
+            except Exception as exc:
+                from .errors import translate_driver_error
+
+                raise translate_driver_error(exc, self.adapter) from exc
+            finally:
+                cursor.close()
+        if sql.lstrip()[:6].upper() in ("CREATE", "DROP S", "DROP T", "DROP D", "ALTER ", "RENAME"):
+            self.invalidate()
+        return result
+
+    def start_transaction(self) -> None:
+        """Begin a transaction that later queries and inserts of this thread join."""
+        if self.in_transaction:
+            from .errors import DataJointError
+
+            raise DataJointError("Nested transactions are not supported.")
+        block = self._transaction_block()
+        block.__enter__()
+        self._local.open_block = block
+
+    def _finish(self, exc: BaseException | None) -> None:
+        block = getattr(self._local, "open_block", None)
+        if block is None:
+            from .errors import DataJointError
+
+            raise DataJointError("No transaction was started with start_transaction().")
+        self._local.open_block = None
+        if exc is None:
+            block.__exit__(None, None, None)
+        else:
+            try:
+                block.__exit__(type(exc), exc, None)
+            except type(exc):
+                pass
+
+    def commit_transaction(self) -> None:
+        """Commit the transaction begun by ``start_transaction()``."""
+        self._finish(None)
+
+    def cancel_transaction(self) -> None:
+        """Roll back the transaction begun by ``start_transaction()``."""
+        self._finish(_Cancelled())
+
     @property
     def backend(self) -> str:
         return self.adapter.name
@@ -141,8 +241,16 @@ class Connection:
     def in_transaction(self) -> bool:
         return getattr(self._local, "conn", None) is not None
 
+    @property
+    def transaction(self) -> "_TransactionHandle":
+        """``with conn.transaction:`` (datajoint's form: yields this connection) or
+        ``with conn.transaction(write=True) as sa_conn:`` (the SQLAlchemy connection).
+        Either joins the thread's transaction, or begins one, committed when the block
+        ends and rolled back when it raises."""
+        return _TransactionHandle(self)
+
     @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[SAConnection]:
+    def _transaction_block(self, write: bool = True) -> Iterator[SAConnection]:
         """Join the thread's transaction, or begin one (committed on success)."""
         current = getattr(self._local, "conn", None)
         if current is not None:
@@ -308,16 +416,124 @@ class Connection:
             engine.dispose(close=False)
 
 
+class _Cancelled(Exception):
+    """Rolls back a transaction begun by start_transaction()."""
+
+
+class _TransactionHandle:
+    """What ``Connection.transaction`` returns: call it for the SQLAlchemy connection, or
+    use it directly as a context manager for datajoint's ``with conn.transaction:``."""
+
+    __slots__ = ("_connection", "_block")
+
+    def __init__(self, connection: Connection):
+        self._connection, self._block = connection, None
+
+    def __call__(self, write: bool = True):
+        return self._connection._transaction_block(write)
+
+    def __enter__(self) -> Connection:
+        self._block = self._connection._transaction_block()
+        self._block.__enter__()
+        return self._connection
+
+    def __exit__(self, *exc_info) -> bool:
+        return bool(self._block.__exit__(*exc_info))
+
+
+class QueryCursor:
+    """The rows of one ``Connection.query``, read in full: ``fetchone``, ``fetchall``,
+    iteration, ``rowcount``, ``lastrowid`` and ``description`` as a DB-API cursor has."""
+
+    def __init__(self, rows: list, description, rowcount: int, lastrowid: Any):
+        self._rows, self.description, self.rowcount, self.lastrowid = rows, description, rowcount, lastrowid
+        self._next = 0
+
+    @classmethod
+    def read(cls, cursor, as_dict: bool) -> "QueryCursor":
+        rows = list(cursor.fetchall()) if cursor.description else []
+        if as_dict and cursor.description:
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, row)) for row in rows]
+        return cls(rows, cursor.description, cursor.rowcount, getattr(cursor, "lastrowid", None))
+
+    def fetchone(self):
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchmany(self, size: int = 1) -> list:
+        rows = self._rows[self._next:self._next + size]
+        self._next += len(rows)
+        return rows
+
+    def fetchall(self) -> list:
+        rows = self._rows[self._next:]
+        self._next = len(self._rows)
+        return rows
+
+    def __iter__(self):
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def close(self) -> None:
+        pass
+
+
+def _server_url(host: str | None, user: str | None, password: str | None, port: int | None,
+                backend: str | None, database_name: str | None) -> sa.URL:
+    """A SQLAlchemy URL from datajoint's connection arguments and ``config.database``."""
+    db = settings.config["database"]
+    host = host if host is not None else db["host"]
+    if ":" in host:
+        host, port = host.rsplit(":", 1)
+    backend = backend or db["backend"]
+    if backend not in ("mysql", "postgresql"):
+        from .errors import DataJointError
+
+        raise DataJointError(f"Unknown database backend {backend!r}: use 'mysql' or 'postgresql'")
+    port = int(port) if port else (db.get("port") if db.get("backend") == backend else None)
+    if backend == "postgresql":
+        return sa.URL.create("postgresql+psycopg", username=user, password=password or None, host=host,
+                             port=port or 5432, database=database_name or db.get("name") or "postgres")
+    return sa.URL.create("mysql+pymysql", username=user, password=password or None, host=host, port=port or 3306)
+
+
 _default: Connection | None = None
 _lock = threading.Lock()
 
 
-def conn(url: str | sa.URL | None = None, reset: bool = False, **engine_kwargs: Any) -> Connection:
-    """The process-wide default connection; ``conn(url)`` or ``reset=True`` replaces it."""
+def conn(host: str | sa.URL | None = None, user: str | None = None, password: str | None = None, *,
+         reset: bool = False, use_tls: bool | dict | None = None, url: str | sa.URL | None = None,
+         **engine_kwargs: Any) -> Connection:
+    """The process-wide default connection.
+
+    ``conn()`` returns it (connecting on first use from ``DJ_DATABASE_URL``,
+    ``config.database`` or the embedded default). ``conn("postgresql+psycopg://...")``
+    or ``conn(host, user, password)`` (datajoint's form) connects with those settings:
+    when they differ from the current default's, the default is replaced, never silently
+    kept. ``reset=True`` always reconnects.
+    """
     global _default
+    if isinstance(host, sa.URL) or (isinstance(host, str) and "://" in host):
+        url, host = host, None
+    given = url is not None or host is not None or user is not None or password is not None
     with _lock:
-        if _default is None or reset or url is not None:
+        if given and _default is not None and not reset:
+            wanted = sa.make_url(url) if url is not None else _server_url(
+                host, user if user is not None else settings.config["database.user"],
+                password if password is not None else settings.config["database.password"], None, None, None)
+            if wanted == _default.url:
+                return _default
+            reset = True
+        if _default is None or reset:
             if _default is not None:
                 _default.close()
-            _default = Connection(url, **engine_kwargs)
+            if url is None and (given or settings.config["database.user"]):
+                _default = Connection(host, user if user is not None else settings.config["database.user"],
+                                      password if password is not None else settings.config["database.password"],
+                                      use_tls=use_tls, **engine_kwargs)
+            else:
+                _default = Connection(url=url, **engine_kwargs)
         return _default

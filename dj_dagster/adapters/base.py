@@ -46,6 +46,7 @@ class AlterMixin:
 
 class Adapter(AlterMixin):
     name = "base"
+    current_user_sql = "SELECT current_user"  # Connection.get_user()
     native_enum = False
     supports_comments = True  # column and table comments live in the catalog
     skip_locked = True  # SELECT ... FOR UPDATE SKIP LOCKED

@@ -35,6 +35,7 @@ class BinaryUUID(sa.types.TypeDecorator):
 
 class MySQLAdapter(Adapter):
     name = "mysql"
+    current_user_sql = "SELECT user()"  # Connection.get_user()
     pads_strings = True
     delete_with_locked_subquery = False
     native_enum = True

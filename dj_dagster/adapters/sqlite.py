@@ -32,6 +32,7 @@ INT_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "ui
 
 class SQLiteAdapter(Adapter):
     name = "sqlite"
+    current_user_sql = "SELECT 'sqlite'"  # Connection.get_user()
     supports_comments = False
     skip_locked = False
     autocommit_reads = False  # our BEGIN hook runs on every connection
