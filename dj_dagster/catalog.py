@@ -231,7 +231,7 @@ def build_column(adapter, a: Attribute, schema: str, table: str, parent: tuple |
         kwargs["server_default"] = _server_default(a, table)
     sa_schema, sa_name = adapter.table_address(schema, table)
     return sa.Column(a.name, adapter.ddl_type(a.type, sa_schema, sa_name, a.name, parent), primary_key=a.in_key,
-                     nullable=a.nullable, comment=a.sql_comment, autoincrement=False, **kwargs)
+                     nullable=a.nullable, comment=a.sql_comment, autoincrement=a.type.auto_increment, **kwargs)
 
 
 def _check_storable_default(adapter, a: Attribute, table: str) -> None:

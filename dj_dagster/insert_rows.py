@@ -364,7 +364,8 @@ def _attribute_plan(heading, adapter) -> list[tuple]:
         coerce = _coercer(a)
         if not a.codec and a.type.name in adapter.narrower_ints:
             coerce = _narrowed(coerce, a.type.name, adapter)
-        return (a.name, a.in_key, a.nullable, a.default is not None, a.hidden, bool(a.codec), coerce,
+        has_default = a.default is not None or a.type.auto_increment  # the server fills it
+        return (a.name, a.in_key, a.nullable, has_default, a.hidden, bool(a.codec), coerce,
                 stored_fast_check(a, adapter))
 
     return heading.memo(("insert_plan", adapter.name), lambda: [entry(a) for a in heading])
@@ -406,7 +407,7 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
             if name not in row:
                 if partial:
                     continue
-                if in_key and not hidden:
+                if in_key and not hidden and not has_default:
                     raise _fail(table, i, name, None, "primary-key attribute is missing")
                 if not nullable and not has_default and not hidden:
                     raise _fail(table, i, name, None, "required attribute is missing (it has no default)")

@@ -118,8 +118,8 @@ class Schema:
                 part_ctx = {**ctx, "master": cls, cls.__name__: cls}
                 self._declare(member, part_ctx)
                 self._register(member)
-        if issubclass(cls, Lookup) and cls.contents:
-            rows = list(cls.contents)
+        if issubclass(cls, Lookup):
+            rows = list(cls().contents or ())  # a list, or a property computing one
             if rows:
                 cls().insert(rows, skip_duplicates=True)
 
@@ -168,8 +168,24 @@ class Schema:
                 return t
         raise AttributeError(f"Schema {self.database!r} has no table class {name!r}")
 
-    def drop(self, force: bool = False, safemode: bool | None = None) -> None:
-        """Drop every table of the schema (and dependents in other schemas), then the schema."""
+    @property
+    def jobs(self) -> list:
+        """The jobs of this schema's auto-populated tables that have a jobs table."""
+        c = self.connection
+        with c.reading() as tx:
+            names = set(c.adapter.list_tables(tx, self.database))
+        from .autopopulate import AutoPopulate
+        from .jobs import jobs_table_name
+
+        return [cls().jobs for name, cls in self.classes.items()
+                if issubclass(cls, AutoPopulate) and jobs_table_name(name) in names]
+
+    def drop(self, prompt: bool | None = None, force: bool = False, safemode: bool | None = None) -> None:
+        """Drop every table of the schema (and dependents in other schemas), then the schema.
+        ``prompt`` (or ``safemode``) asks first, default ``config["safemode"]``;
+        ``force=True`` never asks."""
+        if prompt is not None:
+            safemode = prompt
         from .cascade import confirm, drop_tables
 
         c = self.connection

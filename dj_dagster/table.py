@@ -31,6 +31,7 @@ _CLASS_LEVEL = frozenset({
     "heading", "primary_key", "proj", "aggr", "join", "fetch", "fetch1", "to_dicts", "to_pandas",
     "to_arrays", "keys", "head", "tail", "populate", "progress", "key_source", "parents", "children",
     "ancestors", "descendants", "parts", "full_table_name", "connection", "jobs", "alter", "validate",
+    "is_declared",
     "sql", "restrict", "make_sql", "table_name", "database",
 })
 
@@ -349,10 +350,18 @@ class Table(QueryExpression, metaclass=TableMeta):
         target = t.c[key[0]] if len(key) == 1 else sa.tuple_(*[t.c[k] for k in key])
         return sa.delete(t).where(target.in_(keys))
 
-    def delete(self, transaction: bool = True, safemode: bool | None = None, part_integrity: str = "enforce",
-               force_parts: bool = False, force_masters: bool = False, dry_run: bool = False) -> int:
+    def delete(self, transaction: bool = True, prompt: bool | None = None, part_integrity: str = "enforce",
+               force_parts: bool = False, force_masters: bool = False, dry_run: bool = False,
+               safemode: bool | None = None) -> int:
+        """Delete the restricted rows and every row that depends on them, in one
+        transaction; returns the number of rows deleted from this table. ``prompt``
+        (datajoint's name; ``safemode`` is the same) asks before committing, default
+        ``config["safemode"]``. ``part_integrity``: ``"enforce"`` refuses to delete part
+        rows without their master, ``"ignore"`` allows it, ``"cascade"`` deletes the
+        masters too."""
         from .cascade import cascade_delete
 
+        safemode = prompt if prompt is not None else safemode
         if force_parts:
             part_integrity = "ignore"
         return cascade_delete(self, safemode=safemode, part_integrity=part_integrity, dry_run=dry_run)
@@ -362,10 +371,19 @@ class Table(QueryExpression, metaclass=TableMeta):
 
         drop_tables(self._connection, [self.full_table_name])
 
-    def drop(self, safemode: bool | None = None) -> None:
+    def drop(self, prompt: bool | None = None, part_integrity: str = "enforce", safemode: bool | None = None) -> None:
+        """Drop the table and every table that depends on it; ``prompt`` (or
+        ``safemode``) asks first, default ``config["safemode"]``."""
         from .cascade import drop_with_descendants
 
-        drop_with_descendants(self, safemode=safemode)
+        drop_with_descendants(self, safemode=prompt if prompt is not None else safemode)
+
+    @property
+    def is_declared(self) -> bool:
+        """Whether the table exists in the database now (asked of the server)."""
+        connection = self._schema.connection
+        with connection.reading() as tx:
+            return self._table_name in connection.adapter.list_tables(tx, self._schema.database)
 
     # --- description ----------------------------------------------------------
     def describe(self, printout: bool = False) -> str:
@@ -376,11 +394,14 @@ class Table(QueryExpression, metaclass=TableMeta):
             print(text)
         return text
 
-    def alter(self, definition: str | None = None, prompt: bool = False) -> dict:
-        """Change secondary attributes and the comment to match ``definition`` (default:
-        the class's current definition); returns the attributes added, dropped, changed."""
+    def alter(self, prompt: bool = True, context: dict | None = None, definition: str | None = None) -> dict:
+        """Change secondary attributes and the comment to match the class's definition
+        (or ``definition``); returns the attributes added, dropped, changed. ``context``
+        resolves foreign-key names as at declaration."""
         from .alter import alter
 
+        if isinstance(prompt, str):  # the older call alter(definition)
+            prompt, definition = True, prompt
         return alter(self, definition or type(self).definition)
 
 

@@ -5,7 +5,7 @@ type; the declared text survives in the column comment (``:type:comment``)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import DeclarationError
 
@@ -39,6 +39,7 @@ class TypeSpec:
     name: str  # core name (``varchar``), codec name (``blob``) or native alias target
     args: tuple = ()
     store: str | None = None  # codec store; '' means the default store
+    auto_increment: bool = False  # an integer the server numbers (``int auto_increment``)
 
     @property
     def is_codec(self) -> bool:
@@ -124,9 +125,22 @@ def _check_enum(raw: str, values: tuple, where: str) -> None:
             raise DeclarationError(f"{where}enum value {v!r} is not valid unicode") from None
 
 
+_AUTO_INCREMENT = re.compile(r"^(?P<type>.*?)\s+auto_increment$", re.I | re.S)
+
+
 def parse_type(text: str, where: str = "") -> TypeSpec:
-    """Parse a declared type; raise :class:`DeclarationError` naming ``where``."""
+    """Parse a declared type; raise :class:`DeclarationError` naming ``where``.
+
+    Accepts core types (``int32``, ``varchar(64)``), codec types (``<blob@store>``) and
+    native SQL types (``int``, ``double``, ``longblob``; accepted with a warning), and
+    datajoint's ``<integer type> auto_increment``."""
     raw = " ".join(text.strip().split())
+    auto = _AUTO_INCREMENT.match(raw)
+    if auto:
+        base = parse_type(auto.group("type"), where)
+        if base.is_codec or not base.name.startswith(("int", "uint")):
+            raise DeclarationError(f"{where}auto_increment needs an integer type, got {auto.group('type')!r}")
+        return replace(base, text=raw, auto_increment=True)
     low = raw.lower()
     m = _CODEC.match(raw)
     if m:
