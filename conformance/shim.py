@@ -17,6 +17,7 @@ import sys
 # datajoint module name -> dj_dagster module name, where they differ.
 COUNTERPARTS: dict[str, str] = {
     "datajoint": "dj_dagster",
+    "datajoint.schemas": "dj_dagster.schema",
 }
 
 
