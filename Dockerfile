@@ -10,10 +10,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/dagster/app
 
-# Dependencies first, so that code changes do not reinstall them.
+# Dependencies first, in a layer of their own: it depends on pyproject.toml alone (an
+# empty package stands in for the code), so code changes do not reinstall them.
 COPY pyproject.toml README.md ./
+RUN mkdir dj_dagster && touch dj_dagster/__init__.py \
+    && pip install . "dagster-postgres==0.29.*" \
+    && pip uninstall -y dj_dagster && rm -rf dj_dagster build
 COPY dj_dagster ./dj_dagster
-RUN pip install . "dagster-postgres==0.29.*"
+RUN pip install --no-deps .
 
 # Pipeline definitions (loaded by module name from the working directory) and the
 # instance/workspace configuration.
