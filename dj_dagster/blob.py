@@ -25,9 +25,10 @@ read-only view on the blob's bytes (as in DataJoint).
 
 from __future__ import annotations
 
-from .errors import DataJointError
+from .errors import BlobError, BlobFormatError
 import collections.abc
 import datetime
+import decimal
 import math
 import os
 import struct
@@ -49,16 +50,8 @@ __all__ = [
 ]
 
 
-class BlobError(DataJointError):
-    """Base class of blob (de)serialization errors."""
-
-
 class UnsupportedTypeError(BlobError, TypeError):
     """The object (or numpy dtype) cannot be represented in a blob."""
-
-
-class BlobFormatError(BlobError, ValueError):
-    """The bytes are not a valid blob, or use a feature that is not supported."""
 
 
 class MatCell(np.ndarray):
@@ -87,6 +80,12 @@ SAMPLE_MAX_RATIO = 0.9
 #: payloads at least this long are compressed in parallel chunks
 PARALLEL_MIN = 8 * 1024 * 1024
 PARALLEL_CHUNK = 4 * 1024 * 1024
+#: deflate cannot expand a byte of its stream into more than this many bytes
+DEFLATE_MAX_RATIO = 1032
+#: containers nested deeper than this are refused by unpack
+MAX_DEPTH = 256
+#: numpy's limit on array dimensions
+MAX_DIMS = 64
 
 _S_U64 = struct.Struct("<Q")
 _S_U32 = struct.Struct("<I")
@@ -598,9 +597,12 @@ def _scalar_complex_dtype(dt: np.dtype) -> np.dtype:
 
 
 class _Reader:
-    """Decoder state: the buffer and a read position."""
+    """Decoder state: the buffer, a read position and the container nesting depth.
 
-    __slots__ = ("buf", "pos", "squeeze")
+    Every length or count read from the bytes is checked against what the rest of the
+    buffer can hold before anything is allocated for it."""
+
+    __slots__ = ("buf", "pos", "squeeze", "depth")
     # lengths and dimensions are uint64 (uint32 in blobs of the 32-bit mYm, see _Reader32)
     L, LW, LC = _S_U64, 8, "Q"
 
@@ -608,6 +610,7 @@ class _Reader:
         self.buf = buf
         self.pos = 0
         self.squeeze = squeeze
+        self.depth = 0
 
     # -- primitives
 
@@ -618,12 +621,24 @@ class _Reader:
 
     def dims(self) -> tuple:
         ndim = self.length()
+        if ndim > MAX_DIMS:
+            raise BlobFormatError(f"invalid blob: an array with {ndim} dimensions (at most {MAX_DIMS})")
         pos = self.pos
         if pos + ndim * self.LW > len(self.buf):
             raise BlobFormatError("blob is truncated")
         shape = struct.unpack_from(f"<{ndim}{self.LC}", self.buf, pos)
         self.pos = pos + ndim * self.LW
         return shape
+
+    def field_names(self, n: int) -> list[str]:
+        """n zero-terminated field names, which must be distinct."""
+        if n > len(self.buf) - self.pos:
+            raise BlobFormatError(f"blob is truncated: {n} field names cannot fit in {len(self.buf) - self.pos} bytes")
+        names = [self.cstring() for _ in range(n)]
+        if len(set(names)) != n:
+            dup = next(name for name in names if names.count(name) > 1)
+            raise BlobFormatError(f"invalid blob: field name {dup!r} appears more than once")
+        return names
 
     def cstring(self) -> str:
         buf, pos = self.buf, self.pos
@@ -656,8 +671,20 @@ class _Reader:
             raise BlobFormatError("blob length check failed: invalid blob")
         return v
 
+    def enter(self, n: int, item_size: int) -> int:
+        """Checks before reading n values of at least item_size bytes each, one level
+        deeper; returns the new depth (callers set ``self.depth`` back to one less)."""
+        if n * item_size > len(self.buf) - self.pos:
+            raise BlobFormatError(f"blob is truncated: {n} values cannot fit in {len(self.buf) - self.pos} bytes")
+        depth = self.depth + 1
+        if depth > MAX_DEPTH:
+            raise BlobFormatError(f"invalid blob: containers nested more than {MAX_DEPTH} deep")
+        self.depth = depth
+        return depth
+
     def items(self, n: int) -> list:
         """n length-prefixed values; common types are decoded inline."""
+        depth = self.enter(n, 9)  # a length and a code at least
         buf = self.buf
         result = []
         append = result.append
@@ -698,6 +725,7 @@ class _Reader:
         if pos > len(buf):
             raise BlobFormatError("blob is truncated")
         self.pos = pos
+        self.depth = depth - 1
         return result
 
     def maybe_squeeze(self, a: np.ndarray, to_scalar: bool = True):
@@ -762,7 +790,7 @@ class _Reader:
         self.pos += 4
         if not n_fields:
             return np.array(None)
-        names = [self.cstring() for _ in range(n_fields)]
+        names = self.field_names(n_fields)
         values = self.items(n * n_fields)
         data = np.empty(n, dtype=[(name, object) for name in names])
         flat = data.view(np.ndarray)
@@ -791,9 +819,14 @@ class _Reader:
         self.pos += 4
         if not n_fields:
             return np.array(None)
-        names = [self.cstring() for _ in range(n_fields)]
+        names = self.field_names(n_fields)
         columns = [np.asarray(self.value()) for _ in range(n_fields)]
-        rec = np.empty(columns[0].shape, dtype=[(name, col.dtype) for name, col in zip(names, columns)])
+        dtype = np.dtype([(name, col.dtype) for name, col in zip(names, columns)])
+        nbytes = math.prod(columns[0].shape) * dtype.itemsize
+        if nbytes > _max_bytes():
+            raise BlobFormatError(f"invalid blob: a record array of {nbytes} bytes exceeds "
+                                  f"dj.config['blob_max_bytes'] = {_max_bytes()}")
+        rec = np.empty(columns[0].shape, dtype=dtype)
         for name, col in zip(names, columns):
             rec[name] = col
         return rec.view(np.recarray)
@@ -828,7 +861,11 @@ class _Reader:
         return bytes(self.take(self.length()))
 
     def read_decimal(self):
-        return Decimal(self.read_string())
+        text = self.read_string()
+        try:
+            return Decimal(text)
+        except decimal.InvalidOperation:
+            raise BlobFormatError(f"invalid blob: {text[:40]!r} is not a decimal number") from None
 
     def read_tuple(self):
         return tuple(self.items(self.length()))
@@ -846,12 +883,15 @@ class _Reader:
     def read_datetime(self):
         date, time = _S_DATETIME.unpack_from(self.buf, self.pos)
         self.pos += 12
-        d = datetime.date(date // 10000, date // 100 % 100, date % 100) if date >= 0 else None
-        if time >= 0:
-            t = datetime.time(
-                time // 10000000000 % 100, time // 100000000 % 100, time // 1000000 % 100, time % 1000000
-            )
-            return datetime.datetime.combine(d, t) if d is not None else t
+        try:
+            d = datetime.date(date // 10000, date // 100 % 100, date % 100) if date >= 0 else None
+            if time >= 0:
+                t = datetime.time(
+                    time // 10000000000 % 100, time // 100000000 % 100, time // 1000000 % 100, time % 1000000
+                )
+                return datetime.datetime.combine(d, t) if d is not None else t
+        except ValueError as e:
+            raise BlobFormatError(f"invalid blob: date {date} / time {time} is not a valid date or time ({e})") from None
         return d
 
     def read_uuid(self):
@@ -865,8 +905,11 @@ class _Reader32(_Reader):
     L, LW, LC = _S_U32, 4, "I"
 
     def items(self, n: int) -> list:
+        depth = self.enter(n, 5)
         value, length = self.value, self.length
-        return [value(length()) for _ in range(n)]
+        result = [value(length()) for _ in range(n)]
+        self.depth = depth - 1
+        return result
 
 
 _READERS = {
@@ -913,16 +956,50 @@ def unpack(blob, squeeze: bool = False, *, dims32: bool = False):
         reader.pos = len(ZL_PREFIX)
         try:
             size = reader.length()
-            blob = zlib.decompress(memoryview(blob)[reader.pos :], bufsize=max(size, 1))
-        except (zlib.error, struct.error) as e:
-            raise BlobFormatError(f"corrupt compressed blob: {e}") from None
-        if len(blob) != size:
-            raise BlobFormatError(f"blob size mismatch: expected {size} bytes, got {len(blob)}")
+        except struct.error:
+            raise BlobFormatError("blob is truncated: no uncompressed length after the ZL123 header") from None
+        blob = _inflate(memoryview(blob)[reader.pos :], size)
         if blob[:4] not in (b"dj0\0", b"mYm\0"):
             raise BlobFormatError("not a DataJoint blob (no mYm/dj0 header)")
         reader.buf = blob
     reader.pos = 4
     try:
         return reader.value(len(blob) - reader.pos)
-    except (struct.error, IndexError, UnicodeDecodeError) as e:
-        raise BlobFormatError(f"invalid blob: {e}") from None
+    except BlobFormatError:
+        raise
+    except (struct.error, IndexError, ValueError, TypeError, OverflowError, ArithmeticError, RecursionError,
+            MemoryError) as e:
+        # e.g. an unhashable dict key or set element, a shape numpy refuses
+        raise BlobFormatError(f"invalid blob: {type(e).__name__}: {e}") from None
+
+
+def _max_bytes() -> int:
+    """The largest value unpack builds: ``dj.config["blob_max_bytes"]``."""
+    from .settings import config
+
+    return int(config.get("blob_max_bytes") or 4 * 1024**3)
+
+
+def _inflate(stream: memoryview, size: int) -> bytes:
+    """The zlib stream inflated, refusing before allocating when the claimed size is more
+    than the stream can hold or than the limit, and stopping as soon as the output
+    exceeds the claim (a zlib bomb costs no more than its claim)."""
+    limit = _max_bytes()
+    if size > limit:
+        raise BlobFormatError(f"compressed blob claims {size} bytes, more than dj.config['blob_max_bytes'] = {limit}")
+    if size > DEFLATE_MAX_RATIO * len(stream) + DEFLATE_MAX_RATIO:
+        raise BlobFormatError(f"corrupt compressed blob: {len(stream)} compressed bytes cannot hold the "
+                              f"{size} bytes it claims")
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(stream, size)
+        if not inflater.eof and inflater.unconsumed_tail and inflater.decompress(inflater.unconsumed_tail, 1):
+            raise BlobFormatError(f"blob size mismatch: the compressed data holds more than the {size} bytes "
+                                  "it claims")
+    except zlib.error as e:
+        raise BlobFormatError(f"corrupt compressed blob: {e}") from None
+    if not inflater.eof:
+        raise BlobFormatError("corrupt compressed blob: the zlib stream is truncated")
+    if len(data) != size:
+        raise BlobFormatError(f"blob size mismatch: expected {size} bytes, got {len(data)}")
+    return data

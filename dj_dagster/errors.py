@@ -71,6 +71,15 @@ class BucketInaccessible(DataJointError):
     """An object store's bucket cannot be reached."""
 
 
+class BlobError(DataJointError):
+    """A value that cannot be packed into, or unpacked from, a blob."""
+
+
+class BlobFormatError(BlobError, ValueError):
+    """Bytes that are not a valid blob: truncated, corrupt, malformed, or claiming more
+    memory than they can hold or than ``dj.config["blob_max_bytes"]`` allows."""
+
+
 class ThreadSafetyError(DataJointError):
     """A global connection or setting used where thread-safe mode forbids it."""
 
