@@ -108,6 +108,7 @@ class Schema:
         cls._table_name = naming.table_name(tier, cls.__name__)
         cls._schema = self
         ctx = self._context_for(cls, extra)
+        cls.declaration_context = ctx  # alter() resolves foreign keys as the declaration did
         self._declare(cls, ctx)
         self._register(cls)
         for name, member in list(vars(cls).items()):
@@ -116,6 +117,7 @@ class Schema:
                 member._table_name = naming.table_name("Part", member.__name__, master=cls._table_name)
                 member._schema = self
                 part_ctx = {**ctx, "master": cls, cls.__name__: cls}
+                member.declaration_context = part_ctx
                 self._declare(member, part_ctx)
                 self._register(member)
         if issubclass(cls, Lookup):

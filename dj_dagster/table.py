@@ -73,6 +73,7 @@ class Table(QueryExpression, metaclass=TableMeta):
     """A base table. Subclasses set ``definition`` and are bound by ``@schema``."""
 
     definition: str = ""
+    declaration_context: dict | None = None  # the names foreign keys resolved in (set by @schema)
     tier: str = "Manual"
     _schema = None  # the Schema object (set by the decorator)
     _table_name: str | None = None
@@ -396,13 +397,15 @@ class Table(QueryExpression, metaclass=TableMeta):
 
     def alter(self, prompt: bool = True, context: dict | None = None, definition: str | None = None) -> dict:
         """Change secondary attributes and the comment to match the class's definition
-        (or ``definition``); returns the attributes added, dropped, changed. ``context``
-        resolves foreign-key names as at declaration."""
+        (or ``definition``); returns the attributes added, dropped, changed and renamed.
+        A comment opening with ``{old_name}`` renames that attribute, keeping its values.
+        ``context`` resolves foreign-key names (default: the table's declaration context);
+        ``prompt`` shows the changes and asks first."""
         from .alter import alter
 
-        if isinstance(prompt, str):  # the older call alter(definition)
-            prompt, definition = True, prompt
-        return alter(self, definition or type(self).definition)
+        if isinstance(prompt, str):  # the older call alter(definition): no question asked
+            prompt, definition = False, prompt
+        return alter(self, definition or type(self).definition, context=context, prompt=prompt)
 
 
 def _names_alias_in_text(clause) -> bool:

@@ -43,6 +43,30 @@ class AlterMixin:
     def set_table_comment(self, conn, schema: str, table: str, comment: str) -> None:
         raise NotImplementedError
 
+    renames_columns = True  # alter() may rename a column in place (values kept)
+    places_columns = False  # columns can be placed (ALTER ... AFTER): alter() keeps the declared order
+
+    def rename_column(self, conn, schema: str, table: str, old: str, new: str) -> None:
+        q = conn.dialect.identifier_preparer.quote_identifier
+        conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} RENAME COLUMN {q(old)} TO {q(new)}")
+
+    def alter_columns(self, conn, schema: str, table: str, steps) -> None:
+        """Apply alter()'s steps (:class:`dj_dagster.alter.AlterStep`) one statement
+        each, inside the caller's transaction (``after`` is ignored: columns keep their
+        place where the backend cannot move them)."""
+        for step in steps:
+            if step.kind == "drop":
+                self.drop_column(conn, schema, table, step.name)
+            elif step.kind == "add":
+                self.add_column(conn, schema, table, step.column)
+            else:
+                if step.kind == "rename":
+                    self.rename_column(conn, schema, table, step.old, step.name)
+                if step.retype:
+                    self.modify_column(conn, schema, table, step.column)
+                else:
+                    self.change_comment(conn, schema, table, step.column)
+
 
 class Adapter(AlterMixin):
     name = "base"

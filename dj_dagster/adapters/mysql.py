@@ -117,6 +117,24 @@ class MySQLAdapter(Adapter):
         ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
         conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} MODIFY COLUMN {ddl}")
 
+    places_columns = True
+
+    def alter_columns(self, conn, schema, table, steps):
+        """All of alter()'s steps in one ALTER TABLE (MySQL commits each DDL statement:
+        one statement changes everything or nothing). A rename is a CHANGE, which keeps
+        the column's values."""
+        q = conn.dialect.identifier_preparer.quote_identifier
+        clauses = []
+        for step in steps:
+            if step.kind == "drop":
+                clauses.append(f"DROP COLUMN {q(step.name)}")
+                continue
+            ddl = sa.schema.CreateColumn(step.column).compile(dialect=conn.dialect)
+            head = {"add": "ADD COLUMN", "rename": f"CHANGE COLUMN {q(step.old or '')}"}.get(step.kind,
+                                                                                          "MODIFY COLUMN")
+            clauses.append(f"{head} {ddl}" + (f" AFTER {q(step.after)}" if step.after else ""))
+        conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} " + ", ".join(clauses))
+
     def undo_create(self, conn, schema, table):
         # each DDL statement commits: a CREATE TABLE whose CREATE INDEX failed stays
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self._qualified(conn, schema, table)}")

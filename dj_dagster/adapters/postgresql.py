@@ -266,6 +266,10 @@ class PostgreSQLAdapter(Adapter):
     def is_fk_violation(self, exc):
         return getattr(getattr(exc, "orig", None), "sqlstate", None) == "23503"
 
+    # datajoint refuses alter()'s renames on PostgreSQL: so do we, the same alter
+    # declaring the same tables on either library
+    renames_columns = False
+
     def modify_column(self, conn, schema, table, column):
         """ALTER the type (the old default goes first: it may not cast to the new type),
         nullability, default and comment. Enum values change by casting through text,

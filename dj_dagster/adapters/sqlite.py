@@ -148,6 +148,11 @@ class SQLiteAdapter(Adapter):
         raise DataJointError(f"SQLite cannot change the type, default or nullability of {schema}.{table}."
                              f"{column.name}; only comments can be altered on SQLite")
 
+    def rename_column(self, conn, schema, table, old, new):
+        super().rename_column(conn, schema, table, old, new)
+        conn.execute(sa.text(f'UPDATE "{COMMENTS}" SET col = :new WHERE tbl = :t AND col = :old'),
+                     {"t": f"{schema}.{table}", "old": old, "new": new})
+
     def set_table_comment(self, conn, schema, table, comment):
         self.set_column_comment(conn, schema, table, "", comment)
 
