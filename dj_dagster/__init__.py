@@ -13,9 +13,28 @@ from .schema import Schema, VirtualModule, list_schemas, virtual_schema
 from .settings import config
 from .user_tables import Computed, Imported, Lookup, Manual, Part
 from .codecs import Codec
-from .diagram import Diagram
+from . import errors
+from .errors import ThreadSafetyError
+from .instance import Instance
+from .logging import logger
+from .table import Table
+from .autopopulate import AutoPopulate
+from .version import __version__
 
-__version__ = "0.1.0"
+# loaded on first use: they import heavy libraries (networkx, argparse's console)
+_LAZY = {"Diagram": (".diagram", "Diagram"), "diagram": (".diagram", None), "cli": (".cli", "cli")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
 
 
 def gc(schema_or_connection, store=None, dry_run: bool = True):
@@ -32,4 +51,5 @@ __all__ = [
     "DuplicateError", "IntegrityError", "MissingTableError", "QueryError", "SemanticJoinError",
     "QueryExpression", "U", "Schema", "VirtualModule", "list_schemas", "virtual_schema", "config",
     "Computed", "Imported", "Lookup", "Manual", "Part", "Codec", "Diagram", "schema", "gc",
+    "errors", "ThreadSafetyError", "Instance", "logger", "Table", "AutoPopulate", "cli", "__version__",
 ]

@@ -103,7 +103,8 @@ class Connection:
 
     def __init__(self, host: str | sa.URL | None = None, user: str | None = None, password: str | None = None,
                  port: int | None = None, use_tls: bool | dict | None = None, *, url: str | sa.URL | None = None,
-                 backend: str | None = None, database_name: str | None = None, **engine_kwargs: Any):
+                 backend: str | None = None, database_name: str | None = None, config: Any = None,
+                 **engine_kwargs: Any):
         """Connect to a database.
 
         Accepts a SQLAlchemy URL (``Connection("postgresql+psycopg://u@db/lab")``, or
@@ -111,11 +112,16 @@ class Connection:
         where ``host`` may carry the port (``"db:3306"``) and the backend comes from
         ``backend=`` or ``config["database.backend"]`` (``"mysql"`` or ``"postgresql"``).
         With neither, ``DJ_DATABASE_URL`` / ``config.database`` / embedded SQLite.
+        ``config``: the configuration the server's defaults come from (a ``dj.Instance``'s;
+        default: the global ``dj.config``). Used as a context manager, the connection
+        is closed when the block ends.
         """
         if isinstance(host, sa.URL) or (isinstance(host, str) and "://" in host):
             url, host = host, None
+        self.config = config
+        self._use_tls = use_tls
         if host is not None or user is not None:
-            url = _server_url(host, user, password, port, backend, database_name)
+            url = _server_url(host, user, password, port, backend, database_name, config)
             if use_tls:
                 engine_kwargs.setdefault("connect_args", {})["ssl"] = use_tls if isinstance(use_tls, dict) else {}
         url = url or settings.config.get("database_url") or settings.default_database_url()
@@ -144,9 +150,18 @@ class Connection:
         self.tables: dict[str, Any] = {}  # "schema.table" -> Table instance (bound to this connection)
         self._local = threading.local()
         self._graph = None
+        self._closed = False  # close() was called and nothing has reconnected since
 
     def __repr__(self) -> str:
-        return f"Connection({_safe_url(self.url)!r})"
+        state = "disconnected" if self._closed else "connected"
+        return f"Connection({_safe_url(self.url)!r}, {state})"
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        self.close()
+        return False
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Connection) and (self is other or self.url == other.url)
@@ -155,13 +170,21 @@ class Connection:
 
     @property
     def conn_info(self) -> dict[str, Any]:
-        """datajoint's description of the server (no password)."""
-        return dict(host=self.url.host, port=self.url.port, user=self.url.username,
-                    database_name=self.url.database)
+        """datajoint's description of the server (no password): host, port, user,
+        database_name, ssl_input (the ``use_tls`` given) and, when TLS was asked for,
+        ssl (the driver's TLS options)."""
+        info = dict(host=self.url.host, port=self.url.port, user=self.url.username,
+                    database_name=self.url.database, ssl_input=self._use_tls)
+        if self._use_tls:
+            info["ssl"] = self._use_tls if isinstance(self._use_tls, dict) else {}
+        return info
 
     @property
     def is_connected(self) -> bool:
-        """Whether the server answers (always true for an embedded SQLite file)."""
+        """Whether the server answers (always true for an embedded SQLite file), and
+        false after ``close()`` until something reconnects."""
+        if self._closed:
+            return False
         try:
             self.ping()
         except Exception:  # noqa: BLE001 - any failure means not connected
@@ -182,8 +205,20 @@ class Connection:
         """Run one SQL statement as text, with ``args`` bound by the driver (``%s``
         placeholders on MySQL and PostgreSQL, ``?`` on SQLite), and return a cursor over its
         rows (all read before returning). Inside ``with conn.transaction:`` it joins the
-        transaction. DDL through here makes the connection forget its cached catalog."""
+        transaction. DDL through here makes the connection forget its cached catalog.
+        After ``close()`` it reconnects when ``reconnect`` (default
+        ``config.database.reconnect``) allows; a transaction whose connection was lost
+        cannot be resumed: LostConnectionError, and its work is rolled back."""
         args = tuple(args) if isinstance(args, list) else args
+        current = getattr(self._local, "conn", None)
+        if current is not None and current.invalidated:
+            raise ConnectionError_(f"The connection to {_safe_url(self.url)} was lost during a transaction; "
+                                   f"the transaction was rolled back")
+        if self._closed:
+            if reconnect is None:
+                reconnect = settings.database_settings(self.config)["reconnect"]
+            if not reconnect:
+                raise ConnectionError_(f"The connection to {_safe_url(self.url)} is closed (reconnect=False)")
         with self.transaction() as sa_conn:
             cursor = sa_conn.connection.driver_connection.cursor()
             try:
@@ -269,8 +304,17 @@ class Connection:
             conn.execution_options(dj_write=write)
         self._local.conn = conn
         try:
-            with conn.begin():
+            begun = conn.begin()
+            try:
                 yield conn
+            except BaseException:
+                if begun.is_active:
+                    begun.rollback()
+                raise
+            if conn.invalidated:  # lost (or closed) inside the block: nothing is left to commit
+                begun.close()
+            else:
+                begun.commit()
         finally:
             self._local.conn = None
             if pinned is None:
@@ -338,6 +382,7 @@ class Connection:
             yield
         except sa.exc.OperationalError as exc:
             raise ConnectionError_(f"Cannot connect to {_safe_url(self.url)}: {exc.orig}") from None
+        self._closed = False
 
     def is_transient(self, exc: BaseException) -> bool:
         """Whether the database rolled the transaction back for a deadlock or lock wait."""
@@ -399,6 +444,13 @@ class Connection:
         return [e for e in (self.engine, self._reader) if e is not None]
 
     def close(self) -> None:
+        """Close the pooled connections. A transaction this thread has open loses its
+        connection (its work is rolled back). Later use reconnects (see ``query``);
+        ``is_connected`` is false until then."""
+        self._closed = True
+        current = getattr(self._local, "conn", None)
+        if current is not None and not current.invalidated:
+            current.invalidate()
         with self._held_lock:
             held, self._held = self._held, None
         if held is not None:
@@ -482,9 +534,9 @@ class QueryCursor:
 
 
 def _server_url(host: str | None, user: str | None, password: str | None, port: int | None,
-                backend: str | None, database_name: str | None) -> sa.URL:
+                backend: str | None, database_name: str | None, config: Any = None) -> sa.URL:
     """A SQLAlchemy URL from datajoint's connection arguments and ``config.database``."""
-    db = settings.config["database"]
+    db = settings.database_settings(config)
     host = host if host is not None else db["host"]
     if ":" in host:
         host, port = host.rsplit(":", 1)
@@ -493,7 +545,7 @@ def _server_url(host: str | None, user: str | None, password: str | None, port: 
         from .errors import DataJointError
 
         raise DataJointError(f"Unknown database backend {backend!r}: use 'mysql' or 'postgresql'")
-    port = int(port) if port else (db.get("port") if db.get("backend") == backend else None)
+    port = int(port) if port else (db.server_port() if db.get("backend") == backend else None)
     if backend == "postgresql":
         return sa.URL.create("postgresql+psycopg", username=user, password=password or None, host=host,
                              port=port or 5432, database=database_name or db.get("name") or "postgres")
@@ -516,6 +568,7 @@ def conn(host: str | sa.URL | None = None, user: str | None = None, password: st
     kept. ``reset=True`` always reconnects.
     """
     global _default
+    settings._refuse_in_thread_safe_mode()
     if isinstance(host, sa.URL) or (isinstance(host, str) and "://" in host):
         url, host = host, None
     given = url is not None or host is not None or user is not None or password is not None
