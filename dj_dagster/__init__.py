@@ -12,7 +12,11 @@ from .expression import QueryExpression, U
 from .schema import Schema, VirtualModule, list_schemas, virtual_schema
 from .settings import config
 from .user_tables import Computed, Imported, Lookup, Manual, Part
-from .codecs import Codec
+from .codecs import Codec, get_codec, list_codecs
+from .builtin_codecs import NpyRef, SchemaCodec
+from .objectref import ObjectRef
+from .blob import MatCell, MatStruct
+from .storage_adapter import StorageAdapter, get_storage_adapter
 from . import errors
 from .errors import ThreadSafetyError
 from .instance import Instance
@@ -37,11 +41,7 @@ def __getattr__(name: str):
     return value
 
 
-def gc(schema_or_connection, store=None, dry_run: bool = True):
-    """Objects in the stores that no row references; removed when ``dry_run=False``."""
-    from .external import gc as _gc
-
-    return _gc(schema_or_connection, store=store, dry_run=dry_run)
+from . import gc  # noqa: E402  (a module, callable as dj.gc(schema_or_connection, store=None, dry_run=True))
 
 schema = Schema
 
@@ -51,5 +51,7 @@ __all__ = [
     "DuplicateError", "IntegrityError", "MissingTableError", "QueryError", "SemanticJoinError",
     "QueryExpression", "U", "Schema", "VirtualModule", "list_schemas", "virtual_schema", "config",
     "Computed", "Imported", "Lookup", "Manual", "Part", "Codec", "Diagram", "schema", "gc",
+    "get_codec", "list_codecs", "SchemaCodec", "ObjectRef", "NpyRef", "MatCell", "MatStruct", "StorageAdapter",
+    "get_storage_adapter",
     "errors", "ThreadSafetyError", "Instance", "logger", "Table", "AutoPopulate", "cli", "__version__",
 ]

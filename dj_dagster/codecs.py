@@ -1,83 +1,331 @@
 """Codec types ``<name>`` / ``<name@store>``: values that need encoding between Python
-and the database. Users add their own by subclassing :class:`Codec`; a codec may
-store through another codec (``dtype = "<blob>"``), so codecs chain."""
+and the database (DataJoint 2.x's codec API).
+
+Users add their own by subclassing :class:`Codec` with a ``name``; the subclass is
+registered when it is defined, and a second class claiming a registered name is refused.
+A codec says what it stores through :meth:`Codec.get_dtype`: a core type (``bytes``,
+``json``, ``varchar(64)``, ...) or another codec (``<blob>``), so codecs chain. A store
+given on the attribute (``<graph@cold>``) is handed down the chain: ``<blob@cold>``
+stores its bytes through ``<hash@cold>``.
+
+Encoding runs the chain outermost first, decoding innermost first. ``encode`` is called
+as ``encode(value, key=..., store_name=..., context=...)`` and ``decode`` as
+``decode(stored, key=..., context=...)``; ``store_name`` and ``context`` are passed only
+to codecs that declare them (or take ``**kwargs``), so codecs written for older
+signatures keep working. ``context`` holds ``schema``, ``table``, ``field`` and
+``config``; ``key`` holds the row's primary-key values and, for codecs written before
+``context`` existed, the same facts under ``_schema``, ``_table``, ``_field`` and
+``_config``.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
+import logging
 from typing import Any, Callable
 
 from .errors import DataJointError
 
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Codec", "get_codec", "list_codecs", "is_codec_registered", "unregister_codec", "lookup_codec",
+    "parse_type_spec", "resolve_dtype",
+]
+
 _REGISTRY: dict[str, "Codec"] = {}
+_plugins_loaded = False
 
 
 class Codec:
-    """Subclass with ``name``, ``dtype`` (what is stored: ``bytes``, ``json`` or another
-    codec type like ``<blob>``), ``encode`` and ``decode``."""
+    """Base class of codec types; subclasses register themselves under ``name``.
 
-    name: str = ""
+    Override :meth:`get_dtype` (or set the ``dtype`` attribute), :meth:`encode` and
+    :meth:`decode`; optionally :meth:`validate` (called on each value before it is
+    encoded) and :meth:`referenced_paths` (what garbage collection keeps). Pass
+    ``register=False`` in the class statement for an abstract base.
+    """
+
+    name: str | None = None
     dtype: str = "bytes"
 
-    def __init_subclass__(cls, register: bool = True, **kwargs):
+    def __init_subclass__(cls, *, register: bool = True, **kwargs):
         super().__init_subclass__(**kwargs)
-        if register and cls.name:
-            _REGISTRY[cls.name] = cls()
+        if not register or cls.name is None:
+            return
+        if not isinstance(cls.name, str) or not cls.name:
+            raise DataJointError(f"Codec name must be a non-empty string, got {cls.name!r} in {cls.__qualname__}")
+        existing = _REGISTRY.get(cls.name)
+        if existing is not None:
+            if _same_class(type(existing), cls):
+                _REGISTRY[cls.name] = cls()  # the module was reloaded: the newer definition serves
+                return
+            raise DataJointError(
+                f"Codec <{cls.name}> already registered by {type(existing).__module__}.{type(existing).__qualname__}; "
+                f"{cls.__module__}.{cls.__qualname__} needs another name")
+        _REGISTRY[cls.name] = cls()
 
-    def encode(self, value: Any, *, key: dict | None = None, store: str | None = None, table=None,
-               attribute: str = "") -> Any:
-        raise NotImplementedError
+    def get_dtype(self, is_store: bool) -> str:
+        """What this codec's encoded value is stored as: a core type or another codec
+        (``"<blob>"``). ``is_store``: whether the attribute names a store (``@``)."""
+        return self.dtype
 
-    def decode(self, stored: Any, *, key: dict | None = None, store: str | None = None, table=None,
-               attribute: str = "") -> Any:
-        raise NotImplementedError
+    def encode(self, value: Any, *, key: dict | None = None, store_name: str | None = None) -> Any:
+        """The value to hand to the stored type (``get_dtype``)."""
+        raise NotImplementedError(f"codec <{self.name}> does not define encode()")
 
-    def decode_many(self, values: list, *, store: str | None = None, table=None, attribute: str = "") -> list:
-        """``decode`` of each value (none is NULL); a fetch decodes a column at a time through
-        this, so that codecs reading object stores can override it to read concurrently."""
-        return [self.decode(v, store=store, table=table, attribute=attribute) for v in values]
+    def decode(self, stored: Any, *, key: dict | None = None) -> Any:
+        """The Python value for a stored one."""
+        raise NotImplementedError(f"codec <{self.name}> does not define decode()")
+
+    def validate(self, value: Any) -> None:
+        """Check a value before it is encoded (raise ``TypeError``/``ValueError``); the
+        default accepts anything."""
+
+    def decode_many(self, values: list, *, key: dict | None = None, context: dict | None = None) -> list:
+        """``decode`` of each of a column's values (none is NULL). A fetch decodes a column
+        at a time through this, so that codecs reading object stores can read together."""
+        call = _decoder(self)
+        return [call(v, key, context) for v in values]
+
+    def referenced_paths(self, stored: Any) -> list[tuple[str, str | None]]:
+        """``(path, store)`` of each object-store object a stored value refers to: by
+        default the ``path``/``store`` of DataJoint's object-store metadata (a dict or its
+        JSON text), nothing for other values. Garbage collection keeps these."""
+        if isinstance(stored, (bytes, bytearray)):
+            try:
+                stored = bytes(stored).decode("utf-8")
+            except UnicodeDecodeError:
+                return []
+        if isinstance(stored, str):
+            try:
+                stored = json.loads(stored)
+            except ValueError:
+                return []
+        if isinstance(stored, dict) and "path" in stored:
+            return [(stored["path"], stored.get("store"))]
+        return []
+
+    @staticmethod
+    def _codec_config(key: dict | None = None, context: dict | None = None):
+        """The configuration a codec call was made with: ``context['config']``, else the
+        ``_config`` that older callers put in ``key``; None when neither has one."""
+        if context and context.get("config") is not None:
+            return context["config"]
+        return (key or {}).get("_config")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}(name={self.name!r})>"
+
+
+def _same_class(a: type, b: type) -> bool:
+    return a is b or (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
+def parse_type_spec(spec: str) -> tuple[str, str | None]:
+    """``"<blob@cold>"`` -> ``("blob", "cold")``; ``"<blob@>"`` -> ``("blob", "")``;
+    ``"blob"`` or ``"<blob>"`` -> ``("blob", None)``."""
+    text = spec.strip().strip("<>").strip()
+    if "@" in text:
+        name, store = text.split("@", 1)
+        return name.strip(), store.strip()
+    return text, None
+
+
+def _load_plugins() -> None:
+    """Codecs that installed packages declare under the ``datajoint.codecs`` (or
+    ``dj_dagster.codecs``) entry-point group, loaded once."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for group in ("datajoint.codecs", "datajoint.types", "dj_dagster.codecs"):
+        for ep in entry_points(group=group):
+            if ep.name in _REGISTRY:
+                continue
+            try:
+                cls = ep.load()
+                if ep.name not in _REGISTRY:
+                    _REGISTRY[ep.name] = cls()
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
+                log.warning("could not load codec %r from %s: %s", ep.name, ep.value, exc)
+
+
+def _builtins() -> None:
+    from . import builtin_codecs  # noqa: F401  (registers the built-ins)
 
 
 def get_codec(name: str) -> Codec:
-    if name not in _REGISTRY:
-        from . import builtin_codecs  # noqa: F401  (registers the built-ins)
+    """The registered codec for ``name`` (``"graph"``, ``"<graph>"`` or ``"<graph@store>"``)."""
+    type_name, _ = parse_type_spec(name)
+    if type_name not in _REGISTRY:
+        _builtins()
+        if type_name not in _REGISTRY:
+            _load_plugins()
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[type_name]
     except KeyError:
-        raise DataJointError(f"Unknown codec <{name}>; known codecs: {sorted(_REGISTRY)}") from None
+        raise DataJointError(
+            f"Unknown codec: <{type_name}>. Define it (a subclass of dj.Codec with name={type_name!r}) before "
+            f"use; known codecs: {sorted(_REGISTRY)}") from None
 
 
-def _chain(codec: Codec) -> list[Codec]:
-    chain = [codec]
-    while chain[-1].dtype.startswith("<"):
-        chain.append(get_codec(chain[-1].dtype.strip("<>").split("@")[0]))
-        if len(chain) > 10:
-            raise DataJointError(f"Codec <{codec.name}> chains too deep")
-    return chain
+def list_codecs() -> list[str]:
+    """The registered codec names, sorted."""
+    _builtins()
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def is_codec_registered(name: str) -> bool:
+    """Whether a codec ``name`` (brackets and store allowed) is registered."""
+    try:
+        get_codec(name)
+    except DataJointError:
+        return False
+    return True
+
+
+def unregister_codec(name: str) -> None:
+    """Remove a codec from the registry (for tests and interactive redefinition)."""
+    type_name, _ = parse_type_spec(name)
+    if type_name not in _REGISTRY:
+        raise DataJointError(f"Codec <{type_name}> is not registered")
+    del _REGISTRY[type_name]
+
+
+def lookup_codec(codec_spec: str) -> tuple[Codec, str | None]:
+    """``(codec, store)`` for a type such as ``"<blob@cold>"``."""
+    type_name, store = parse_type_spec(codec_spec)
+    return get_codec(type_name), store
+
+
+def resolve_dtype(dtype: str, seen: set[str] | None = None,
+                  store_name: str | None = None) -> tuple[str, list[Codec], str | None]:
+    """Follow a type through its codecs: ``(stored core type, codecs outermost first,
+    store)``. ``"<blob>"`` -> ``("bytes", [blob], None)``; ``"<blob@cold>"`` ->
+    ``("json", [blob, hash], "cold")``; a core type resolves to itself. A store named at
+    an outer level is handed to the inner codecs; a codec chain that loops is refused."""
+    seen = set() if seen is None else seen
+    text = dtype.strip()
+    if text.startswith("<") and text.endswith(">"):
+        type_name, own_store = parse_type_spec(text)
+        store = own_store if own_store is not None else store_name
+        if type_name in seen:
+            raise DataJointError(f"Circular codec reference detected: <{type_name}>")
+        seen.add(type_name)
+        codec = get_codec(type_name)
+        final, inner, store = resolve_dtype(codec.get_dtype(store is not None), seen, store)
+        return final, [codec, *inner], store
+    if "@" in text:
+        base, own_store = text.split("@", 1)
+        return base, [], own_store or store_name
+    return text, [], store_name
+
+
+# --------------------------------------------------------------------------- calling codecs
+
+
+@functools.lru_cache(maxsize=None)
+def _takes(func: Callable, name: str) -> bool:
+    """Whether ``func`` accepts the keyword ``name`` (declared, or through ``**kwargs``);
+    cached per function, as signatures cost more than a small encode."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _encoder(codec: Codec) -> Callable[[Any, dict | None, str | None, dict | None], Any]:
+    fn = type(codec).encode
+    with_store, with_context = _takes(fn, "store_name"), _takes(fn, "context")
+
+    def call(value, key, store_name, context):
+        kwargs = {}
+        if with_store:
+            kwargs["store_name"] = store_name
+        if with_context:
+            kwargs["context"] = context
+        return codec.encode(value, key=key, **kwargs)
+    return call
+
+
+def _decoder(codec: Codec) -> Callable[[Any, dict | None, dict | None], Any]:
+    if _takes(type(codec).decode, "context"):
+        return lambda stored, key, context: codec.decode(stored, key=key, context=context)
+    return lambda stored, key, context: codec.decode(stored, key=key)
+
+
+def attribute_chain(attr) -> tuple[str, list[Codec], str | None]:
+    """:func:`resolve_dtype` of a heading attribute's codec type."""
+    return resolve_dtype(f"<{attr.codec}>", store_name=attr.type.store)
+
+
+def _table_name(table) -> str:
+    return getattr(table, "table_name", None) or getattr(table, "class_name", None) or "unknown"
 
 
 def encoder_for(table, attr) -> Callable[[Any, dict], Any] | None:
+    """The encoding of ``attr``'s values for rows of ``table``: ``validate`` of the outer
+    codec, then each codec's ``encode``, outermost first. None if ``attr`` has no codec."""
     if not attr.codec:
         return None
-    chain = _chain(get_codec(attr.codec))
-    store = attr.type.store
+    from .settings import config
 
-    def encode(value, key):
-        for c in chain:
-            value = c.encode(value, key=key, store=store, table=table, attribute=attr.name)
+    _, chain, store = attribute_chain(attr)
+    calls = [_encoder(c) for c in chain]
+    outer = chain[0]
+    schema = getattr(table, "database", None)
+    name = _table_name(table)
+    context = {"schema": schema, "table": name, "field": attr.name, "config": config}
+    legacy = {"_schema": schema, "_table": name, "_field": attr.name, "_config": config}
+    primary_key = list(getattr(table, "primary_key", ()) or ())
+
+    def encode(value, row):
+        try:
+            outer.validate(value)
+        except (TypeError, ValueError) as exc:
+            from .errors import DataError
+
+            raise DataError(f"{getattr(table, 'full_table_name', name)}.{attr.name}: value {value!r:.80} is "
+                            f"refused by <{outer.name}>: {exc}") from exc
+        key = dict(legacy)
+        if row:
+            key.update((k, row[k]) for k in primary_key if k in row)
+        for call in calls:
+            value = call(value, key, store, context)
         return value
     return encode
 
 
 def column_decoder_for(expr, attr) -> Callable[[list], list] | None:
-    """The codec chain's decoding of a column's values (no NULL among them), decoded
-    together so that store-backed codecs can read their objects concurrently."""
+    """The decoding of a column of ``attr``'s values (no NULL among them), innermost codec
+    first, a column at a time so that store-backed codecs can read their objects together."""
     if not attr.codec:
         return None
-    chain = list(reversed(_chain(get_codec(attr.codec))))
-    store = attr.type.store
+    from .settings import config
+
+    _, chain, _ = attribute_chain(attr)
+    context = {"config": config}
+    key = {"_config": config}
 
     def decode(values: list) -> list:
-        for c in chain:
-            values = c.decode_many(values, store=store, table=expr, attribute=attr.name)
+        for c in reversed(chain):
+            values = c.decode_many(values, key=key, context=context)
         return values
     return decode
+
+
+def storage_type(attr_type) -> str | None:
+    """The core type a codec-typed attribute's column holds (``"bytes"``, ``"json"``, ...);
+    None when its codec is not known here (a table read back without its codec's code)."""
+    try:
+        final, _, _ = resolve_dtype(f"<{attr_type.name}>", store_name=attr_type.store)
+    except DataJointError:
+        return None
+    return final

@@ -154,11 +154,11 @@ def parse_attribute(line: str, in_key: bool, where: str) -> Attribute:
     spec = parse_type(type_text, where=f"{where}attribute {name!r}: ")
     check_declarable(spec, where=f"{where}attribute {name!r}: ")
     if spec.is_codec:
-        from .codecs import get_codec
+        from .codecs import resolve_dtype
         from .errors import DataJointError
 
         try:
-            get_codec(spec.name)
+            resolve_dtype(f"<{spec.name}>", store_name=spec.store)  # a known codec, usable with(out) a store
         except DataJointError as exc:
             raise DeclarationError(f"{where}attribute {name!r}: {exc}") from None
     if spec.kind == "native":

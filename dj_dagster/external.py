@@ -39,8 +39,6 @@ import logging
 import math
 import os
 import re
-import secrets
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -54,13 +52,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ExternalStoreError", "UploadError", "compute_hash", "hash_path", "put_content", "get_content",
-    "get_contents", "upload_batch", "ObjectRef", "NpyRef", "put_object", "put_npy", "filepath_metadata", "gc", "Orphan",
+    "get_contents", "upload_batch", "ObjectRef", "NpyRef", "put_object", "put_npy", "gc", "Orphan",
 ]
 
 HASH_PREFIX = "_hash"
 SCHEMA_PREFIX = "_schema"
 _HASH_NAME = re.compile(r"^[a-z2-7]{26}$")
-_TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _DEFAULT_BATCH_BYTES = 256 * 1024 * 1024  # flush collected uploads beyond this much data
 _DOWNLOAD_BATCH_BYTES = 256 * 1024 * 1024  # read at most this much data at a time
 _HASH_WORKERS = min(4, os.cpu_count() or 1)
@@ -124,17 +121,6 @@ def hash_path(content_hash: str, schema: str, store: Store) -> str:
         folds.append(rest[: int(n)])
         rest = rest[int(n):]
     return _join(_hash_section(store), schema, *folds, content_hash)
-
-
-def _schema_of(table) -> str:
-    name = getattr(table, "database", None)
-    if not name:
-        raise DataJointError("A stored value needs the table it is inserted into (its schema names the path)")
-    return name
-
-
-def _where(table) -> str:
-    return getattr(table, "full_table_name", None) or "a table"
 
 
 def _as_meta(stored: Any) -> dict:
@@ -244,18 +230,24 @@ def _upload(store: Store, path: str, data: bytes, *, dedup: bool, where: str) ->
 # --------------------------------------------------------------------------- hash-addressed
 
 
-def put_content(table, store: str | None, data: bytes) -> dict:
+def put_content(schema: str, store: str | None, data: bytes, *, table: str | None = None) -> dict:
     """Store ``data`` content-addressed in ``store`` (``''``/``None``: the default store)
-    for a row of ``table``; returns the column's JSON metadata."""
+    for ``schema``; returns the column's JSON metadata (``hash``, ``path``, ``schema``,
+    ``store``, ``size``). Inside :func:`upload_batch` the upload waits for the batch."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DataError(f"Content for an object store must be bytes, got {type(data).__name__}")
     data = bytes(data)
     s = _store(store)
-    schema = _schema_of(table)
     content_hash = compute_hash(data)
     path = hash_path(content_hash, schema, s)
-    _upload(s, path, data, dedup=True, where=_where(table))
+    _upload(s, path, data, dedup=True, where=f"{schema}.{table}" if table else f"schema {schema}")
     return {"hash": content_hash, "path": path, "schema": schema, "store": s.name, "size": len(data)}
+
+
+def batching() -> bool:
+    """Whether uploads are being collected by :func:`upload_batch` (an insert is preparing
+    its rows)."""
+    return _current.get() is not None
 
 
 @contextlib.contextmanager
@@ -352,51 +344,28 @@ def _hashes(datas: list[bytes]) -> list[str]:
 # --------------------------------------------------------------------------- schema-addressed
 
 
-def _encode_pk_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%dT%H-%M-%S")
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    s = str(value)
-    if any(c in s for c in '/\\:*?"<>|') or len(s) > 100:
-        if len(s) > 100:
-            s = s[:50] + "_" + hashlib.md5(s.encode()).hexdigest()[:8]
-        return urllib.parse.quote(s, safe="")
-    return s
+def object_path(store: Store, schema: str, table: str, field: str, key: dict | None,
+                ext: str | None = None) -> str:
+    """``{schema_prefix}/[partition/]{schema}/{table}/{pk=v}/.../{field}_{token}{ext}`` for
+    ``store``'s settings (``schema_prefix``, ``partition_pattern``, ``token_length``)."""
+    from .storage import build_object_path
+
+    path, _ = build_object_path(schema, table, field, key or {}, ext,
+                                partition_pattern=store.spec.get("partition_pattern"),
+                                token_length=store.spec.get("token_length", 8),
+                                schema_prefix=_schema_section(store))
+    return path
 
 
-def _token(length: Any) -> str:
-    n = max(4, min(16, int(length or 8)))
-    return "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(n))
-
-
-def object_path(store: Store, table, attribute: str, key: dict | None, ext: str | None = None) -> str:
-    """``{schema_prefix}/[partition/]{schema}/{table}/{pk=v}/.../{attribute}_{token}{ext}``."""
-    key = {k: v for k, v in (key or {}).items() if not k.startswith("_")}
-    pattern = store.spec.get("partition_pattern")
-    partition = re.findall(r"\{(\w+)\}", pattern) if pattern else []
-    name = f"{attribute or 'data'}_{_token(store.spec.get('token_length', 8))}"
-    if ext:
-        name += ext if ext.startswith(".") else "." + ext
-    parts = [_schema_section(store)]
-    parts += [f"{a}={_encode_pk_value(key[a])}" for a in partition if a in key]
-    parts += [_schema_of(table), getattr(table, "table_name", None) or "unknown"]
-    parts += [f"{a}={_encode_pk_value(v)}" for a, v in key.items() if a not in partition]
-    parts.append(name)
-    return _join(*parts)
-
-
-def put_object(table, store: str | None, value: Any, *, key: dict | None = None, attribute: str = "") -> dict:
-    """Store ``value`` for ``<object@store>``: bytes, ``(ext, bytes or file object)``, or the
-    path of a local file or folder. Returns the column's JSON metadata."""
-    s = _store(store)
-    where = _where(table)
+def put_object(store: str | None, value: Any, *, schema: str, table: str, field: str,
+               key: dict | None = None) -> dict:
+    """Store ``value`` for ``<object@store>``: bytes, ``(ext, bytes or binary stream)``, or
+    the path of a local file or folder, for the row ``key`` of ``schema.table``. Returns
+    the column's JSON metadata; metadata made elsewhere (a staged insert) is kept as given."""
     if isinstance(value, dict) and "path" in value:
-        return value  # metadata made elsewhere (a staged insert): kept as given
+        return value
+    s = _store(store)
+    where = f"{schema}.{table}"
     ext = None
     if isinstance(value, (bytes, bytearray, memoryview)):
         content = bytes(value)
@@ -411,35 +380,40 @@ def put_object(table, store: str | None, value: Any, *, key: dict | None = None,
         if not source.exists():
             raise DataError(f"<object>: source path not found: {source}")
         if source.is_dir():
-            return _put_folder(s, table, source, key, attribute, where)
+            return _put_folder(s, source, object_path(s, schema, table, field, key, None), where)
         ext = source.suffix or None
         content = source.read_bytes()
     else:
         raise DataError(f"<object> expects bytes, (ext, bytes) or a file/folder path, got {type(value).__name__}")
-    path = object_path(s, table, attribute, key, ext)
+    path = object_path(s, schema, table, field, key, ext)
     _upload(s, path, content, dedup=False, where=where)
     return {"path": path, "store": s.name, "size": len(content), "ext": ext, "is_dir": False,
             "item_count": None, "timestamp": _now()}
 
 
-def _put_folder(s: Store, table, source: Path, key, attribute: str, where: str) -> dict:
-    path = object_path(s, table, attribute, key, None)
-    files, total = [], 0
+def folder_manifest(files: list[dict]) -> bytes:
+    """The ``.manifest.json`` written next to a stored folder: its files (relative path and
+    size), total size and count."""
+    manifest = {"files": files, "total_size": sum(f["size"] for f in files), "item_count": len(files),
+                "created": _now()}
+    return json.dumps(manifest, indent=2).encode()
+
+
+def _put_folder(s: Store, source: Path, path: str, where: str) -> dict:
+    files = []
     for root, _dirs, names in os.walk(source):
         for fname in sorted(names):
             local = Path(root) / fname
             rel = local.relative_to(source).as_posix()
             data = local.read_bytes()
             files.append({"path": rel, "size": len(data)})
-            total += len(data)
             _upload(s, f"{path}/{rel}", data, dedup=False, where=where)
-    manifest = {"files": files, "total_size": total, "item_count": len(files), "created": _now()}
-    _upload(s, path + _MANIFEST, json.dumps(manifest, indent=2).encode(), dedup=False, where=where)
-    return {"path": path, "store": s.name, "size": total, "ext": None, "is_dir": True,
+    _upload(s, path + _MANIFEST, folder_manifest(files), dedup=False, where=where)
+    return {"path": path, "store": s.name, "size": sum(f["size"] for f in files), "ext": None, "is_dir": True,
             "item_count": len(files), "timestamp": _now()}
 
 
-def put_npy(table, store: str | None, value: Any, *, key: dict | None = None, attribute: str = "") -> dict:
+def put_npy(store: str | None, value: Any, *, schema: str, table: str, field: str, key: dict | None = None) -> dict:
     """Store a numpy array as a ``.npy`` file for ``<npy@store>``; returns the JSON metadata."""
     import numpy as np
 
@@ -450,8 +424,8 @@ def put_npy(table, store: str | None, value: Any, *, key: dict | None = None, at
     s = _store(store)
     buf = io.BytesIO()
     np.save(buf, value, allow_pickle=False)
-    path = object_path(s, table, attribute, key, ".npy")
-    _upload(s, path, buf.getvalue(), dedup=False, where=_where(table))
+    path = object_path(s, schema, table, field, key, ".npy")
+    _upload(s, path, buf.getvalue(), dedup=False, where=f"{schema}.{table}")
     return {"path": path, "store": s.name, "dtype": str(value.dtype), "shape": list(value.shape)}
 
 
@@ -464,8 +438,31 @@ class ObjectRef:
     ``listdir()``/``walk()`` for folders, ``fsmap`` for zarr/xarray.
     """
 
-    def __init__(self, metadata: dict):
-        self._meta = dict(metadata)
+    def __init__(self, metadata: dict | None = None, /, **fields: Any):
+        if metadata is None:
+            metadata = {}
+        if not isinstance(metadata, dict):
+            raise DataJointError(f"ObjectRef takes a metadata dict or keyword fields, got {type(metadata).__name__}")
+        meta = {**metadata, **{k: v for k, v in fields.items() if v is not None or k not in metadata}}
+        if isinstance(meta.get("timestamp"), dt.datetime):
+            meta["timestamp"] = meta["timestamp"].isoformat()
+        if "path" not in meta:
+            raise DataJointError("ObjectRef needs a path")
+        self._meta = meta
+
+    @classmethod
+    def from_json(cls, json_data: dict | str, backend: Any = None) -> "ObjectRef":
+        """The reference for a column's metadata (a dict or its JSON text)."""
+        return cls(_as_meta(json_data))
+
+    def to_json(self) -> dict:
+        """The metadata as kept in the database column."""
+        data = {"path": self.path, "size": self.size, "hash": self.hash, "ext": self.ext, "is_dir": self.is_dir,
+                "timestamp": self._meta.get("timestamp")}
+        for name in ("url", "store", "mime_type", "item_count"):
+            if self._meta.get(name) is not None:
+                data[name] = self._meta[name]
+        return data
 
     # metadata, no I/O
     @property
@@ -501,6 +498,13 @@ class ObjectRef:
         return self._meta.get("item_count")
 
     @property
+    def mime_type(self) -> str | None:
+        import mimetypes
+
+        return self._meta.get("mime_type") or (None if self.is_dir or not self.ext
+                                               else mimetypes.types_map.get(self.ext.lower()))
+
+    @property
     def timestamp(self) -> dt.datetime | None:
         ts = self._meta.get("timestamp")
         return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")) if isinstance(ts, str) else ts
@@ -530,12 +534,13 @@ class ObjectRef:
         if not subpath:
             return self.path
         if not self.is_dir:
-            raise DataJointError("A subpath needs a folder object")
+            raise DataJointError(f"Cannot use subpath on a file object ({self.path!r})")
         return f"{self.path}/{subpath}"
 
     def read(self, subpath: str | None = None) -> bytes:
         if self.is_dir and not subpath:
-            raise DataJointError(f"{self.path!r} is a folder: use listdir(), open(subpath) or read(subpath)")
+            raise DataJointError(f"Cannot read() a directory (folder {self.path!r}): use listdir(), walk(), open(subpath) "
+                                 f"or read(subpath)")
         _, data = _read({**self._meta, "path": self._sub(subpath)})
         return data
 
@@ -558,13 +563,13 @@ class ObjectRef:
 
     def listdir(self, subpath: str = "") -> list[str]:
         if not self.is_dir:
-            raise DataJointError("listdir() needs a folder object")
+            raise DataJointError(f"Cannot listdir() on a file ({self.path!r}): use read() or open()")
         base = self._sub(subpath) + "/"
         return sorted({p[len(base):].split("/", 1)[0] for p in self._s.list(base)})
 
     def walk(self) -> Iterator[tuple[str, list[str], list[str]]]:
         if not self.is_dir:
-            raise DataJointError("walk() needs a folder object")
+            raise DataJointError(f"Cannot walk() on a file ({self.path!r})")
         base = self.path + "/"
         tree: dict[str, tuple[set, list]] = {}
         for p in self._s.list(base):
@@ -717,43 +722,6 @@ class NpyRef(ObjectRef):
 
 
 # --------------------------------------------------------------------------- filepath
-
-
-def filepath_metadata(store: str | None, value: Any) -> dict:
-    """JSON metadata for ``<filepath@store>``: ``value`` is a path relative to the store
-    (or, for a folder store, an absolute path inside it); the file must exist."""
-    s = _store(store)
-    if not isinstance(value, (str, os.PathLike)):
-        raise DataError(f"<filepath> expects a path, got {type(value).__name__}")
-    raw = os.fspath(value)
-    if s.protocol == "file" and os.path.isabs(raw):
-        root = os.path.normpath(s.root)
-        full = os.path.normpath(raw)
-        if not full.startswith(root + os.sep):
-            raise DataError(f"<filepath@{s.name}>: {raw!r} is not inside the store's folder {root!r}")
-        raw = os.path.relpath(full, root)
-    else:
-        prefix = f"{s.protocol}://{s.root}/"
-        if raw.startswith(prefix):
-            raw = raw[len(prefix):]
-    path = raw.replace("\\", "/").lstrip("/")
-    for key, default in (("hash_prefix", HASH_PREFIX), ("schema_prefix", SCHEMA_PREFIX)):
-        section = _section(s, key, default)
-        if section and (path + "/").startswith(section + "/"):
-            raise DataError(f"<filepath@{s.name}>: {path!r} is in the section {section!r} that DataJoint manages")
-    required = (s.spec.get("filepath_prefix") or "").strip("/")
-    if required and not path.startswith(required + "/"):
-        raise DataError(f"<filepath@{s.name}>: {path!r} must be under {required!r} (the store's filepath_prefix)")
-    try:
-        if not s.exists(path):
-            raise DataError(f"<filepath@{s.name}>: no file {path!r} in the store")
-        size = s.size(path)
-        with s.open(path, "rb") as f:
-            content_hash = _hash_stream(f)
-    except StoreError as exc:
-        raise ExternalStoreError(str(exc)) from None
-    return {"path": s._rel(path), "store": s.name, "size": size, "hash": content_hash, "is_dir": False,
-            "timestamp": _now()}
 
 
 # --------------------------------------------------------------------------- garbage collection

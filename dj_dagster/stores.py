@@ -346,6 +346,13 @@ class Store:
             location = location[len(prefix):]
         self.location = location.rstrip("/")
         self.root = self.location
+        from .storage_adapter import get_storage_adapter
+
+        adapter = get_storage_adapter(self.protocol)
+        if adapter is not None:  # a plugin protocol
+            adapter.validate_spec(dict(self._original))
+            self.fs = adapter.create_filesystem(dict(self._original))
+            return
         self.fs = fsspec.filesystem(self.protocol, **dict(spec.get("options") or {}))
 
     # ----------------------------------------------------------------- presentation
