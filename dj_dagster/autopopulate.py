@@ -8,7 +8,6 @@ import functools
 import hashlib
 import inspect
 import logging
-import multiprocessing
 import time
 from typing import Any
 
@@ -302,37 +301,34 @@ class AutoPopulate:
 
     def _populate_parallel(self, keys, processes, suppress_errors, reserve_jobs, make_kwargs, display) -> dict:
         """Forked workers inherit the table classes (even ones defined in a function), so
-        nothing but results crosses a process boundary."""
-        ctx = multiprocessing.get_context("fork")
-        queue = ctx.Queue()
-        chunks = [keys[i::processes] for i in range(processes)]
-        workers = [ctx.Process(target=_worker, args=(type(self), chunk, reserve_jobs, make_kwargs, queue))
-                   for chunk in chunks]
-        for w in workers:
-            w.start()
-        results = [queue.get() for _ in workers]
-        for w in workers:
-            w.join()
-        out = {"success_count": 0, "error_list": []}
-        for r in results:
-            out["success_count"] += r["success_count"]
-            out["error_list"] += [(k, DataJointError(msg)) for k, msg in r["error_list"]]
-        if out["error_list"] and not suppress_errors:
-            key, err = out["error_list"][0]
-            raise DataJointError(f"populate of {self.full_table_name} failed for {key}: {err}")
-        return out
+        nothing but key indexes and results crosses a process boundary (see workers.py)."""
+        from .workers import populate_parallel
+
+        return populate_parallel(self, keys, processes, suppress_errors, reserve_jobs, make_kwargs, display)
 
 
-def _worker(cls, keys, reserve_jobs, make_kwargs, queue):
-    try:
-        table = cls()
-        table._connection.after_fork()  # never share sockets across fork
-        jobs = table.jobs if reserve_jobs else None
-        result = table._populate_keys(keys, jobs, True, make_kwargs, False, table.code_version)
-        queue.put({"success_count": result["success_count"],
-                   "error_list": [(k, f"{type(e).__name__}: {e}") for k, e in result["error_list"]]})
-    except BaseException as exc:  # report, never hang the parent
-        queue.put({"success_count": 0, "error_list": [({}, f"worker failed: {type(exc).__name__}: {exc}")]})
+class _SigtermAsExit:
+    """While a populate with reserve_jobs runs (in the main thread), SIGTERM raises
+    SystemExit, so that the interrupted job is recorded as an error."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                raise SystemExit("SIGTERM received")
+
+            self.previous = signal.signal(signal.SIGTERM, handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
 
 
 class _Run:

@@ -108,4 +108,67 @@ def test_killed_three_part_worker_is_recovered_by_refresh(worker_env, monkeypatc
     result = pipeline.Tripled.populate(reserve_jobs=True)
     assert result["error_list"] == []
     assert sorted(pipeline.Tripled.to_arrays("tripled")) == [3.0, 6.0]
-    assert jobs.reserved == []
+    assert len(jobs.reserved) == 0
+
+
+# --- populate(processes=N): a worker that dies ------------------------------------------
+
+def _suicidal_table(schema, deadly: set):
+    """A computed table whose make SIGKILLs its own process for the keys in ``deadly``."""
+
+    @schema
+    class Number(dj.Lookup):
+        definition = """
+        n : int32
+        """
+        contents = [(i,) for i in range(12)]
+
+    @schema
+    class Doubled(dj.Computed):
+        definition = """
+        -> Number
+        ---
+        doubled : int32
+        pid : int32
+        """
+
+        def make(self, key):
+            if key["n"] in deadly:
+                os.kill(os.getpid(), signal.SIGKILL)
+            self.insert1({**key, "doubled": 2 * key["n"], "pid": os.getpid()})
+
+    return Doubled
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("reserve_jobs", [True, False])
+def test_parallel_populate_survives_a_killed_worker(schema, reserve_jobs):
+    Doubled = _suicidal_table(schema, {3})
+    result = Doubled.populate(processes=2, reserve_jobs=reserve_jobs, suppress_errors=True)
+    assert result["success_count"] == 11
+    assert [key for key, _ in result["error_list"]] == [{"n": 3}]
+    err = result["error_list"][0][1]
+    assert isinstance(err, dj.DataJointError) and "worker" in str(err) and "died" in str(err)
+    assert "signal 9" in str(err)
+    assert sorted(Doubled.to_arrays("n")) == [n for n in range(12) if n != 3]
+    if reserve_jobs:
+        errors = Doubled().jobs.errors.to_dicts()
+        assert [e["n"] for e in errors] == [3] and "worker died" in errors[0]["error_message"]
+        assert len(Doubled().jobs.reserved) == 0
+
+
+@pytest.mark.timeout(180)
+def test_parallel_populate_raises_after_a_death_without_suppress_errors(schema):
+    Doubled = _suicidal_table(schema, {0})
+    with pytest.raises(dj.DataJointError, match="died"):
+        Doubled.populate(processes=2)
+    assert len(Doubled()) == 11  # the other keys were still computed
+
+
+@pytest.mark.timeout(180)
+def test_parallel_populate_returns_when_every_worker_dies(schema):
+    Doubled = _suicidal_table(schema, set(range(12)) - {5})
+    result = Doubled.populate(processes=3, reserve_jobs=True, suppress_errors=True)
+    assert result["success_count"] == 1 and len(result["error_list"]) == 11
+    assert Doubled.to_arrays("n").tolist() == [5]
+    assert len(Doubled().jobs.errors) == 11
