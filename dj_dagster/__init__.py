@@ -24,6 +24,7 @@ from .logging import logger
 from .table import Table
 from .autopopulate import AutoPopulate
 from .version import __version__
+from .insert_rows import ValidationResult
 
 # loaded on first use: they import heavy libraries (networkx, argparse's console)
 _LAZY = {"Diagram": (".diagram", "Diagram"), "diagram": (".diagram", None), "cli": (".cli", "cli")}

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,27 +37,44 @@ class Not:
         return f"Not({self.restriction!r})"
 
 
+@dataclass
 class Top:
-    """``Top(limit, order_by, offset)``: the first rows in an order, as a restriction."""
+    """``Top(limit=1, order_by='KEY', offset=0)``: the first ``limit`` rows (all with
+    None) in an order, after skipping ``offset``, as a restriction. ``order_by``: an
+    attribute name, ``'name DESC'``, ``'KEY'``, or a list of them; None inherits the
+    order of a Top already applied (else primary-key order). Wrong types raise TypeError,
+    as in datajoint."""
 
-    def __init__(self, limit: int | None = 1, order_by: str | list[str] | None = "KEY", offset: int = 0):
-        def bad(v):
-            return isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not 0 <= v < 2**63
+    limit: int | None = 1
+    order_by: str | list[str] | None = "KEY"
+    offset: int = 0
 
-        if limit is not None and bad(limit):
-            raise QueryError(f"Top limit must be a non-negative integer, got {limit!r}")
-        if bad(offset):
-            raise QueryError(f"Top offset must be a non-negative integer, got {offset!r}")
-        self.limit, self.offset = None if limit is None else int(limit), int(offset)
-        if isinstance(order_by, str):
-            self.order_by = [order_by]
-        elif order_by is None or isinstance(order_by, (list, tuple)):
-            self.order_by = list(order_by or ["KEY"])
-        else:
-            raise QueryError(f"Top order_by must be an attribute name or a list of them, got {order_by!r}")
+    def __post_init__(self) -> None:
+        self.offset = self.offset or 0
+        if self.limit is not None and (isinstance(self.limit, (bool, np.bool_)) or
+                                       not isinstance(self.limit, (int, np.integer))):
+            raise TypeError("Top limit must be an integer")
+        if self.order_by is not None:
+            if isinstance(self.order_by, str):
+                self.order_by = [self.order_by]
+            elif not isinstance(self.order_by, (list, tuple)) or not all(isinstance(o, str) for o in self.order_by):
+                raise TypeError("Top order_by attributes must all be strings")
+            else:
+                self.order_by = list(self.order_by)
+        if isinstance(self.offset, (bool, np.bool_)) or not isinstance(self.offset, (int, np.integer)):
+            raise TypeError("The offset argument must be an integer")
+        if self.limit is not None and not 0 <= self.limit < 2**63:
+            raise QueryError(f"Top limit must be a non-negative integer, got {self.limit!r}")
+        if not 0 <= self.offset < 2**63:
+            raise QueryError(f"Top offset must be a non-negative integer, got {self.offset!r}")
+        self.limit = None if self.limit is None else int(self.limit)
+        self.offset = int(self.offset)
 
-    def __repr__(self) -> str:
-        return f"Top(limit={self.limit}, order_by={self.order_by!r}, offset={self.offset})"
+    def merge(self, other: "Top") -> "Top":
+        """``other`` applied after this Top in the same order (``other.order_by`` None or
+        equal): this order, the smaller of the limits, the offsets added."""
+        limits = [x for x in (self.limit, other.limit) if x is not None]
+        return Top(limit=min(limits) if limits else None, order_by=self.order_by, offset=self.offset + other.offset)
 
 
 TRUE, FALSE = sa.true(), sa.false()
@@ -89,7 +108,7 @@ def restriction_value(attr, value: Any) -> Any:
     NULL, :data:`IMPOSSIBLE` when no stored value can equal it (out of range, too long,
     not a member of the enum...). Values that are not single values (lists, dicts,
     objects) raise :class:`QueryError`: they reach SQL only as typed, bound values."""
-    from .insert_rows import _coercer, _is_missing
+    from .insert_rows import INT_RANGES, _coercer, _is_missing
 
     if attr.codec:
         raise QueryError(f"Cannot restrict by attribute {attr.name!r}: its type {attr.type.text} is not comparable")
@@ -104,11 +123,26 @@ def restriction_value(attr, value: Any) -> Any:
     if not isinstance(value, _SCALARS):
         raise QueryError(f"Cannot restrict by attribute {attr.name!r} ({attr.type.text}) with {_shown(value)}: "
                          f"a {type(value).__name__} is not a single value")
+    if attr.type.name in INT_RANGES and _fractional(value):
+        return IMPOSSIBLE  # an insert rounds it; no stored integer equals it
     try:
         converted = _coercer(attr)(value)
     except (ValueError, TypeError, ArithmeticError):
         return IMPOSSIBLE
     return converted
+
+
+def _fractional(value: Any) -> bool:
+    """A finite number (or its text) with a fractional part."""
+    try:
+        if isinstance(value, float):
+            return math.isfinite(value) and not value.is_integer()
+        if isinstance(value, (str, decimal.Decimal)):
+            d = decimal.Decimal(value.strip() if isinstance(value, str) else value)
+            return d.is_finite() and d != d.to_integral_value()
+    except (decimal.InvalidOperation, ValueError):
+        return False
+    return False
 
 
 def plain_key(heading, row: dict, adapter) -> tuple | None:
@@ -203,25 +237,36 @@ def _records(expr: "QueryExpression", rows: list[Mapping]):
     return sa.or_(*[sa.and_(*c) if (c := _equalities(expr, r)) else TRUE for r in rows])
 
 
-def make_condition(expr: "QueryExpression", cond: Any) -> Any:
-    """The clause selecting rows of ``expr`` that satisfy ``cond``."""
-    from .expression import QueryExpression
+def make_condition(expr: "QueryExpression", cond: Any, semantic_check: bool = True) -> Any:
+    """The clause selecting rows of ``expr`` that satisfy ``cond``: a bool, a SQL string,
+    a dict (or numpy record) of attribute values, another query (rows matching one of
+    its rows on the namesake attributes, of the same lineage unless ``semantic_check``
+    is False), a DataFrame or record array (any row), ``Not(c)``, ``AndList([...])``
+    (all), or any other list, tuple or set (any). ``U(...)`` restricts nothing."""
+    from .expression import QueryExpression, U
 
     if isinstance(cond, bool):
         return TRUE if cond else FALSE
+    if cond is None:
+        return FALSE
     if isinstance(cond, (np.bool_,)):
         return TRUE if bool(cond) else FALSE
     if isinstance(cond, Not):
-        return sa.not_(make_condition(expr, cond.restriction))
+        return sa.not_(make_condition(expr, cond.restriction, semantic_check))
     if isinstance(cond, AndList):
-        return sa.and_(TRUE, *[make_condition(expr, c) for c in cond])
+        return sa.and_(TRUE, *[make_condition(expr, c, semantic_check) for c in cond])
     if isinstance(cond, str):
         return expr._text_condition(cond)
     if isinstance(cond, Mapping):
         clauses = _equalities(expr, cond)
         return sa.and_(*clauses) if clauses else TRUE
+    if isinstance(cond, np.void) and cond.dtype.names:
+        clauses = _equalities(expr, dict(zip(cond.dtype.names, cond.tolist())))
+        return sa.and_(*clauses) if clauses else TRUE
+    if isinstance(cond, U):
+        return TRUE
     if isinstance(cond, QueryExpression):
-        return expr._semijoin_clause(cond)
+        return expr._semijoin_clause(cond, semantic_check)
     if isinstance(cond, pd.DataFrame):
         frame = cond.reset_index() if cond.index.names[0] is not None else cond
         return _records(expr, frame.to_dict("records"))
@@ -229,13 +274,16 @@ def make_condition(expr: "QueryExpression", cond: Any) -> Any:
         return _records(expr, [dict(zip(cond.dtype.names, r)) for r in cond.tolist()])
     if isinstance(cond, sa.ColumnElement):
         return cond
+    if isinstance(cond, Top):
+        raise QueryError(f"Invalid restriction type {cond!r}: a Top restricts a query on its own (q & dj.Top(...)), "
+                         "not inside a list or AndList")
     if isinstance(cond, (list, tuple, set, frozenset)):
         items = list(cond)
         if items and all(isinstance(c, Mapping) for c in items):
             return _records(expr, items)
         if not items:
             return FALSE
-        return sa.or_(*[make_condition(expr, c) for c in items])
+        return sa.or_(*[make_condition(expr, c, semantic_check) for c in items])
     if isinstance(cond, type) and hasattr(cond, "_fk_target"):
-        return expr._semijoin_clause(cond())
-    raise QueryError(f"Unsupported restriction {cond!r} of type {type(cond).__name__}")
+        return expr._semijoin_clause(cond(), semantic_check)
+    raise QueryError(f"Invalid restriction type {type(cond).__name__}: {_shown(cond)}")

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import sqlalchemy as sa
 
 from .condition import AndList, Not, Top, make_condition, plain_key
-from .errors import DataJointError, QueryError, SemanticJoinError
+from .errors import DataJointError, QueryError, SemanticJoinError, UnknownAttributeError
 from .fetch import FetchMixin
 from .heading import Attribute, Heading
 from .sqltext import SQLTextError, referenced_columns, translate
@@ -51,6 +51,7 @@ class QueryExpression(FetchMixin):
     _order_by: list | None = None
     _limit: int | None = None
     _offset: int = 0
+    _top: Top | None = None  # the Top that set _order_by/_limit/_offset, merged with a next one
 
     # --- plumbing -------------------------------------------------------------
     @property
@@ -159,6 +160,10 @@ class QueryExpression(FetchMixin):
             refs = referenced_columns(text)
         except SQLTextError as exc:
             raise QueryError(str(exc)) from None
+        unknown = sorted(r for r in refs if r not in self._cols)
+        if unknown:  # refused before any SQL is sent, alike on every backend
+            raise UnknownAttributeError(f"Unknown attribute {unknown[0]!r} in {text!r}; the attributes of "
+                                        f"{self._described()} are {self.heading.names}")
         expr = self
         plain = expr._plain_columns()
         if any(r in expr._cols and r not in plain for r in refs) or (kind == "condition" and expr._complex):
@@ -175,10 +180,14 @@ class QueryExpression(FetchMixin):
         _, sql = self._text(text, "condition")
         return sa.text(f"({sql})")
 
-    def _semijoin_clause(self, other: "QueryExpression"):
-        common = [n for n in self.heading.names if n in other.heading.attributes]
-        if isinstance(other, U):
-            raise QueryError("Cannot restrict by U(...)")
+    def _described(self) -> str:
+        name = getattr(self, "full_table_name", None)
+        return name if isinstance(name, str) else "the query"
+
+    def _semijoin_clause(self, other: "QueryExpression", semantic_check: bool = True):
+        common = [n for n in self.heading.names if n in other.heading.names]
+        if semantic_check:
+            _check_lineage(self, other, common)
         name = next_alias(self, other)
         self._used = self._used | other._used | {name}  # self is the restriction's fresh copy
         if not common:
@@ -188,7 +197,11 @@ class QueryExpression(FetchMixin):
             *[sub.c[n] == self._cols[n] for n in common]))
 
     # --- restriction ----------------------------------------------------------
-    def restrict(self, cond: Any, negate: bool = False) -> "QueryExpression":
+    def restrict(self, cond: Any, semantic_check: bool = True, *, negate: bool = False) -> "QueryExpression":
+        """The rows satisfying ``cond`` (``q & cond``; ``negate``: ``q - cond``). ``cond``
+        takes every form :func:`condition.make_condition` accepts, and ``dj.Top(...)``.
+        A query restricts by its rows on the namesake attributes, which must share their
+        lineage unless ``semantic_check=False``."""
         if not negate and type(cond) is dict and self._keyable():
             key = plain_key(self.heading, cond, self._connection.adapter)
             if key is not None:  # held as values (see _where); columns shared, never changed in place
@@ -199,18 +212,41 @@ class QueryExpression(FetchMixin):
         if isinstance(cond, Top):
             if negate:
                 raise QueryError("Top cannot be used with '-'")
-            expr = self._wrapped() if self._limit is not None or self._offset else self._copy()
-            expr._order_by = expr._order_clauses(cond.order_by)
-            expr._limit, expr._offset = cond.limit, cond.offset
-            return expr
+            return self._top_restricted(cond)
+        if isinstance(cond, U) and not negate:
+            return self  # restricts nothing
         expr = self._wrapped() if self._complex else self._copy()
         if isinstance(cond, str):
             expr, sql = expr._text(cond, "condition")
             expr = expr._copy() if expr is not self else expr
             clause = sa.text(f"({sql})")
         else:
-            clause = make_condition(expr, cond)
+            clause = make_condition(expr, cond, semantic_check)
         expr._where.append(sa.not_(clause) if negate else clause)
+        return expr
+
+    def restrict_in_place(self, cond: Any) -> None:
+        """Restrict this expression itself by ``cond`` (as :meth:`restrict`)."""
+        self.__dict__.update(self.restrict(cond).__dict__)
+
+    def _top_restricted(self, top: Top) -> "QueryExpression":
+        """The rows ``top`` selects. A Top in the order of the Top already applied (or with
+        ``order_by=None``) narrows that window; another order selects from the rows of the
+        first as a subquery."""
+        prev = self._top
+        if prev is not None and top.order_by in (None, prev.order_by):
+            offset = prev.offset + top.offset
+            limits = [x for x in (top.limit, None if prev.limit is None else max(prev.limit - top.offset, 0))
+                      if x is not None]
+            top = Top(limit=min(limits) if limits else None, order_by=prev.order_by, offset=offset)
+            expr = self._copy()
+        else:
+            expr = self._wrapped() if self._limit is not None or self._offset else self._copy()
+            if top.order_by is None:
+                top = Top(limit=top.limit, order_by="KEY", offset=top.offset)
+        expr._top = top
+        expr._order_by = expr._order_clauses(top.order_by)
+        expr._limit, expr._offset = top.limit, top.offset
         return expr
 
     def _keyable(self) -> bool:
@@ -229,7 +265,15 @@ class QueryExpression(FetchMixin):
         return self.restrict(cond, negate=True)
 
     def __xor__(self, cond: Any) -> "QueryExpression":
-        return self.restrict(cond)
+        raise DataJointError("The ^ operator has been removed in DataJoint 2.0: use "
+                             ".restrict(other, semantic_check=False) to restrict without the lineage check")
+
+    def __matmul__(self, other: Any) -> "QueryExpression":
+        raise DataJointError("The @ operator has been removed in DataJoint 2.0: use "
+                             ".join(other, semantic_check=False) to join without the lineage check")
+
+    def __neg__(self) -> Not:
+        return Not(self)
 
     def _order_clauses(self, order_by: list[str] | str | None) -> list:
         if order_by is None:
@@ -244,7 +288,7 @@ class QueryExpression(FetchMixin):
                 direction = words[1].lower() if len(words) > 1 else "asc"
                 if len(words) > 2 or direction not in ("asc", "desc"):
                     raise QueryError(f"Cannot order by {part.strip()!r}: use 'attribute [asc|desc]' or 'KEY'")
-                names = self.primary_key if words[0].upper() == "KEY" else [words[0]]
+                names = self.primary_key if words[0] == "KEY" else [words[0]]
                 for name in names:
                     if name not in self._cols:
                         raise QueryError(f"Cannot order by unknown attribute {name!r}")
@@ -284,12 +328,18 @@ class QueryExpression(FetchMixin):
         cols: dict[str, Any] = {}
         attrs: list[Attribute] = []
         renamed_sources = set(renamed_from.values())
-        for a in heading:
-            if a.in_key and a.name not in renamed_sources:
-                cols[a.name], _ = expr._cols[a.name], attrs.append(a)
+        renamed_to = {}
         for newname, src in renamed_from.items():
-            cols[newname] = expr._cols[src]
-            attrs.append(replace(heading[src], name=newname))
+            renamed_to.setdefault(src, []).append(newname)
+        for a in heading:  # the primary key in its order, renamed where asked
+            if a.in_key:
+                for name in renamed_to.get(a.name, [a.name]):
+                    cols[name] = expr._cols[a.name]
+                    attrs.append(replace(a, name=name))
+        for newname, src in renamed_from.items():
+            if not heading[src].in_key:
+                cols[newname] = expr._cols[src]
+                attrs.append(replace(heading[src], name=newname))
         for a in heading:
             if a.in_key or a.name in cols or a.name in renamed_sources and a.name not in names:
                 continue
@@ -312,21 +362,28 @@ class QueryExpression(FetchMixin):
         return base
 
     # --- join -----------------------------------------------------------------
-    def join(self, other: Any, semantic_check: bool = True, left: bool = False) -> "QueryExpression":
+    def join(self, other: Any, semantic_check: bool = True, left: bool = False,
+             allow_nullable_pk: bool = False) -> "QueryExpression":
+        """The rows of both that agree on their namesake (visible) attributes: ``a * b``.
+        Namesakes must share their lineage unless ``semantic_check=False``. ``left=True``
+        keeps every row of ``self`` (NULLs where ``other`` has no match); ``self`` must
+        then hold ``other``'s whole primary key, unless ``allow_nullable_pk``."""
         if isinstance(other, type):
             other = other()
         if isinstance(other, U):
-            return other.join(self) if not left else _fail("Cannot left-join with U")
+            raise DataJointError("table * dj.U(...) is no longer supported in DataJoint 2.0: semantic matching "
+                                 "makes it unnecessary (use dj.U(...) & table or dj.U(...).aggr(...))")
         if not isinstance(other, QueryExpression):
-            raise QueryError(f"Cannot join with {other!r}")
-        common = [n for n in self.heading.all_names if n in other.heading.attributes]
+            raise QueryError(f"The argument of join must be a query expression, got {_shown(other)}")
+        common = [n for n in self.heading.names if n in other.heading.names]
         if semantic_check:
-            for n in common:
-                la, lb = self.heading[n].lineage, other.heading[n].lineage
-                if la != lb:
-                    raise SemanticJoinError(
-                        f"Cannot join on attribute {n!r}: its lineage differs ({la} vs {lb}). "
-                        "Rename it with proj() or use join(..., semantic_check=False).")
+            _check_lineage(self, other, common)
+        if left and not allow_nullable_pk:
+            undetermined = [n for n in other.primary_key if n not in self.heading.names]
+            if undetermined:
+                raise QueryError("Left join requires the left operand to determine the right operand (A -> B): "
+                                 f"the right operand's primary-key attributes {undetermined} are not in the "
+                                 "left operand. Use an inner join or restructure the query.")
         a = self._wrapped() if self._complex else self
         b = other._wrapped(a._used) if (other._complex or (left and other._where) or other._aliases & a._aliases) \
             else other
@@ -341,7 +398,7 @@ class QueryExpression(FetchMixin):
         pk_b = set(other.primary_key)
         attrs = [replace(x, in_key=x.in_key or x.name in pk_b) for x in attrs]
         attrs += [replace(x, nullable=x.nullable or left) for x in other.heading if x.name not in self.heading]
-        if left:
+        if left and not allow_nullable_pk:  # self determines other: self's key is the key
             attrs = [replace(x, in_key=x.in_key and x.name in self.primary_key) for x in attrs]
         attrs.sort(key=lambda x: not x.in_key)
         new._heading = Heading.of(attrs)
@@ -350,6 +407,12 @@ class QueryExpression(FetchMixin):
     def __mul__(self, other: Any) -> "QueryExpression":
         return self.join(other)
 
+    def extend(self, other: Any, semantic_check: bool = True) -> "QueryExpression":
+        """``self`` with ``other``'s attributes added (NULL where no row matches): a left
+        join that keeps ``self``'s rows and primary key. ``self`` must hold ``other``'s
+        whole primary key."""
+        return self.join(other, semantic_check=semantic_check, left=True)
+
     # --- aggregation ----------------------------------------------------------
     def aggr(self, group: Any, *attributes: Any, exclude_nonmatching: bool = False, keep_all_rows=None,
              **named: str) -> "QueryExpression":
@@ -357,6 +420,8 @@ class QueryExpression(FetchMixin):
             exclude_nonmatching = not keep_all_rows
         if isinstance(group, type):
             group = group()
+        if not isinstance(group, QueryExpression):
+            raise QueryError(f"aggr needs a query expression to aggregate, got {_shown(group)}")
         a = self.proj(*attributes) if attributes else self
         a_sub = a.make_sql().subquery(next_alias(a, group))
         g_sub = group.make_sql().subquery(next_alias(a, group, taken=frozenset([a_sub.name])))
@@ -379,23 +444,47 @@ class QueryExpression(FetchMixin):
         new._heading = Heading.of(attrs)
         return new
 
+    def aggregate(self, *args, **kwargs) -> "QueryExpression":
+        """Another name of :meth:`aggr`."""
+        return self.aggr(*args, **kwargs)
+
     # --- union ----------------------------------------------------------------
     def __add__(self, other: Any) -> "QueryExpression":
+        """The rows of either: ``a + b``. Both must have the same primary key and no
+        secondary attribute in common; each row has the secondary attributes of both, NULL
+        where its side has none (an outer union)."""
         if isinstance(other, type):
             other = other()
+        if not isinstance(other, QueryExpression) or isinstance(other, U):
+            raise QueryError(f"A query expression can only be unioned with another one, got {_shown(other)}")
         if set(self.primary_key) != set(other.primary_key):
-            raise QueryError("Union requires the same primary key on both sides")
-        if set(self.heading.names) != set(other.heading.names):
-            raise QueryError("Union of expressions with different attributes is not supported; project both "
-                             "to the same attributes first")
-        names = self.heading.names
-        u = sa.union(self.make_sql(names), other.make_sql(names)).subquery(next_alias(self, other))
+            raise QueryError("The operands of a union must share the same primary key "
+                             f"({self.primary_key} vs {other.primary_key})")
+        shared = set(self.heading.secondary_attributes) & set(other.heading.secondary_attributes)
+        if shared:
+            raise QueryError(f"The operands of a union must not share any secondary attributes: {sorted(shared)}")
+        pk = self.primary_key
+        first, second = self.heading.secondary_attributes, other.heading.secondary_attributes
+        names = pk + first + second
+        if not first and not second:
+            left, right = self.make_sql(pk), other.make_sql(pk)
+        else:
+            left = self.join(other, left=True).make_sql(names)
+            rest = other - self
+            right = rest.make_sql(list(pk) + second)
+            cols = {n: right.selected_columns[n] for n in list(pk) + second}
+            right = sa.select(*[cols[n] if n in cols else _typed_null(self._cols[n]).label(n) for n in names]) \
+                .select_from(right.subquery(next_alias(self, other, rest)))
+        u = sa.union(left, right).subquery(next_alias(self, other))
         new = self._as_plain()
         new._from = u
         new._cols = {n: u.c[n] for n in names}
         new._aliases = frozenset([u.name])
         new._used = self._used | other._used | new._aliases
         new._where, new._group_by, new._distinct, new._order_by, new._limit, new._offset = [], None, False, None, None, 0
+        new._heading = Heading.of([self.heading[n] for n in pk] +
+                                  [replace(self.heading[n], nullable=True) for n in first] +
+                                  [replace(other.heading[n], nullable=True) for n in second])
         return new
 
     # --- introspection -----------------------------------------------------------
@@ -417,7 +506,7 @@ class QueryExpression(FetchMixin):
         return bool(self & key)
 
     def __iter__(self) -> Iterator[dict]:
-        return iter(self.to_dicts())
+        yield from self.to_dicts()
 
     def __repr__(self) -> str:
         from .preview import text_preview
@@ -426,6 +515,13 @@ class QueryExpression(FetchMixin):
             return text_preview(self)
         except DataJointError as exc:
             return f"<{type(self).__name__}: {exc}>"
+
+    def preview(self, limit: int | None = None, width: int | None = None) -> str:
+        """The first ``limit`` rows (default ``display_limit``) as a text table, cells cut
+        to ``width`` characters."""
+        from .preview import text_preview
+
+        return text_preview(self, limit, width)
 
     def _repr_html_(self) -> str:
         from .preview import html_preview
@@ -448,6 +544,35 @@ def _add_computed(named: dict, dialect: str, qualify: dict, cols: dict, attrs: l
             raise QueryError(str(exc)) from None
         cols[name] = sa.literal_column(f"({sql})")
         attrs.append(Attribute(name, UNKNOWN_TYPE, computed=True))
+
+
+def _check_lineage(a: "QueryExpression", b: "QueryExpression", names: list[str]) -> None:
+    """Namesakes ``names`` of ``a`` and ``b`` must come from the same attribute (equal
+    lineage, known on both sides): else SemanticJoinError."""
+    for n in names:
+        la, lb = a.heading[n].lineage, b.heading[n].lineage
+        if la is None or lb is None:
+            raise SemanticJoinError(
+                f"Cannot join on attribute `{n}`: lineage missing on one side ({la} vs {lb}): it is not a "
+                "primary-key attribute or one inherited through a foreign key. Rename one side with .proj(), or "
+                "pass semantic_check=False.")
+        if la != lb:
+            raise SemanticJoinError(
+                f"Cannot join on attribute `{n}`: different lineages ({la} vs {lb}). Use .proj() to rename one of "
+                "the attributes, or pass semantic_check=False.")
+
+
+def _shown(x: Any) -> str:
+    text = repr(x) if not isinstance(x, QueryExpression) else type(x).__name__
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def _typed_null(col):
+    """NULL of ``col``'s SQL type (a bare NULL in a UNION can be refused by PostgreSQL)."""
+    kind = getattr(col, "type", None)
+    if kind is None or isinstance(kind, sa.types.NullType):
+        return sa.null()
+    return sa.cast(sa.null(), kind)
 
 
 def _operand(x: Any) -> Any:
@@ -480,11 +605,20 @@ class U(QueryExpression):
                 raise QueryError(f"U() takes attribute names, got {a!r}")
         self._attributes = list(attributes)
 
+    def __sub__(self, other: Any):
+        raise DataJointError("dj.U(...) - table produces an infinite set and is not supported")
+
+    def __mul__(self, other: Any):
+        return self.join(other)
+
+    def __rmul__(self, other: Any):
+        return self.join(other)
+
     @property
     def primary_key(self) -> list[str]:
         return list(self._attributes)
 
-    def restrict(self, cond: Any, negate: bool = False) -> QueryExpression:
+    def restrict(self, cond: Any, semantic_check: bool = True, *, negate: bool = False) -> QueryExpression:
         cond = _operand(cond)
         if negate or not isinstance(cond, QueryExpression):
             raise QueryError("U(...) can only be restricted by a query: U('a') & Table")
@@ -497,19 +631,22 @@ class U(QueryExpression):
         expr._distinct = True
         return expr
 
-    def join(self, other: Any, semantic_check: bool = True, left: bool = False) -> QueryExpression:
-        expr = other if isinstance(other, QueryExpression) else other()
-        missing = [a for a in self._attributes if a not in expr.heading.attributes]
-        if missing:
-            raise QueryError(f"U{tuple(self._attributes)} * query: query lacks {missing}")
-        new = expr._as_plain()
-        new._heading = Heading.of(replace(a, in_key=a.in_key or a.name in self._attributes) for a in expr.heading)
-        return new
+    def join(self, other: Any, semantic_check: bool = True, left: bool = False,
+             allow_nullable_pk: bool = False) -> QueryExpression:
+        raise DataJointError("dj.U(...) * table is no longer supported in DataJoint 2.0: semantic matching makes it "
+                             "unnecessary (use dj.U(...) & table or dj.U(...).aggr(...))")
 
     def aggr(self, group: Any, *attributes: Any, exclude_nonmatching: bool = False, keep_all_rows=None,
              **named: str) -> QueryExpression:
         if isinstance(group, type):
             group = group()
+        if not isinstance(group, QueryExpression):
+            raise QueryError(f"dj.U(...).aggr needs a query expression to aggregate, got {_shown(group)}")
+        if exclude_nonmatching is False and keep_all_rows:
+            raise QueryError("Cannot keep all rows when aggregating on a universal set (dj.U)")
+        missing = [a for a in self._attributes if a not in group.heading.names]
+        if missing:
+            raise QueryError(f"Attributes {missing} not found in the group expression")
         g = group._wrapped() if group._complex else group
         new = g._as_plain()
         plain = g._plain_columns()

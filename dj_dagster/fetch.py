@@ -3,6 +3,7 @@ dicts, pandas, numpy, with codec values decoded."""
 
 from __future__ import annotations
 
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -91,12 +92,20 @@ class FetchMixin:
         return out
 
     # --- 2.x fetch API --------------------------------------------------------
-    def to_dicts(self, order_by=None, limit=None, offset=None) -> list[dict]:
+    def to_dicts(self, order_by=None, limit=None, offset=None, squeeze: bool = False) -> list[dict]:
+        """Every row as a dict of its visible attributes. ``order_by``: an attribute name,
+        ``'name DESC'``, ``'KEY'`` or a list of them; ``limit``/``offset``: non-negative
+        integers; ``squeeze``: drop length-1 dimensions of fetched arrays."""
         names, rows = self._fetch_rows(None, order_by, limit, offset)
+        if squeeze:
+            rows = _squeezed(rows)
         return [dict(zip(names, r)) for r in rows]
 
-    def to_pandas(self, order_by=None, limit=None, offset=None) -> pd.DataFrame:
+    def to_pandas(self, order_by=None, limit=None, offset=None, squeeze: bool = False) -> pd.DataFrame:
+        """A DataFrame indexed by the primary key (arguments as :meth:`to_dicts`)."""
         names, chunks = self._fetch_chunks(None, order_by, limit, offset)
+        if squeeze:
+            chunks = map(_squeezed, chunks)
         kinds = [_PANDAS.get(self.heading[n].type.name) for n in names] if self._all_stored(names) else None
         frames = [_frame(names, rows, kinds) for rows in chunks]
         if not frames:
@@ -112,15 +121,58 @@ class FetchMixin:
         pk = [n for n in self.primary_key if n in names]
         return frame.set_index(pk) if pk else frame
 
-    def to_arrays(self, *attrs: str, order_by=None, limit=None, offset=None, include_key: bool = False):
-        if include_key:
-            attrs = tuple(self.primary_key) + tuple(a for a in attrs if a not in self.primary_key)
-        names, rows = self._fetch_rows(list(attrs) or None, order_by, limit, offset)
-        dtypes = [_NUMPY.get(self.heading[n].type.name) if n in self.heading.attributes else None for n in names]
+    def to_polars(self, order_by=None, limit=None, offset=None, squeeze: bool = False):
+        """A polars DataFrame of every row (arguments as :meth:`to_dicts`). Needs the
+        optional ``polars`` package (``pip install dj_dagster[polars]``)."""
+        try:
+            import polars
+        except ImportError:
+            raise ImportError("to_polars() needs polars: pip install dj_dagster[polars]") from None
+        names, rows = self._fetch_rows(None, order_by, limit, offset)
+        if squeeze:
+            rows = _squeezed(rows)
+        columns = list(zip(*rows)) if rows else [() for _ in names]
+        return polars.DataFrame({n: list(c) for n, c in zip(names, columns)})
+
+    def to_arrow(self, order_by=None, limit=None, offset=None, squeeze: bool = False):
+        """A pyarrow Table of every row (arguments as :meth:`to_dicts`). Needs the optional
+        ``pyarrow`` package (``pip install dj_dagster[arrow]``)."""
+        try:
+            import pyarrow
+        except ImportError:
+            raise ImportError("to_arrow() needs pyarrow: pip install dj_dagster[arrow]") from None
+        names, rows = self._fetch_rows(None, order_by, limit, offset)
+        if squeeze:
+            rows = _squeezed(rows)
+        if not rows:
+            return pyarrow.table({})
+        columns = list(zip(*rows))
+        return pyarrow.table({n: list(c) for n, c in zip(names, columns)})
+
+    def to_arrays(self, *attrs: str, include_key: bool = False, order_by=None, limit=None, offset=None,
+                  squeeze: bool = False):
+        """Without ``attrs``: a numpy record array of every row (integers int64, floats
+        float64 unless NULL-able, other values Python objects). With ``attrs``: one array
+        per attribute (numpy's own dtype for the values), a single array for one name;
+        ``include_key=True`` puts the primary keys first, as a list of dicts:
+        ``keys, a, b = q.to_arrays('a', 'b', include_key=True)``."""
         if attrs:
-            columns = list(zip(*rows)) if rows else [() for _ in names]
-            arrays = tuple(_column_array(c, d) for c, d in zip(columns, dtypes))
-            return arrays[0] if len(arrays) == 1 else arrays
+            pk = self.primary_key
+            names = list(pk) + [a for a in attrs if a not in pk] if include_key else list(attrs)
+            names, rows = self._fetch_rows(names, order_by, limit, offset)
+            if squeeze:
+                rows = _squeezed(rows)
+            columns = dict(zip(names, zip(*rows))) if rows else {n: () for n in names}
+            arrays = [_inferred_array(columns[a]) for a in attrs]
+            if include_key:
+                keys = [dict(zip(pk, values)) for values in zip(*(columns[k] for k in pk))] if rows else []
+                return (keys, *arrays)
+            return arrays[0] if len(arrays) == 1 else tuple(arrays)
+        names, rows = self._fetch_rows(None, order_by, limit, offset)
+        if squeeze:
+            rows = _squeezed(rows)
+        heading = self.heading
+        dtypes = [numpy_dtype(heading[n]) if n in heading.attributes else None for n in names]
         return _records(names, rows, dtypes, stored=self._all_stored(names))
 
     def _all_stored(self, names: list[str]) -> bool:
@@ -129,42 +181,72 @@ class FetchMixin:
         return all(n in heading.attributes and not heading[n].computed for n in names)
 
     def keys(self, order_by=None, limit=None, offset=None) -> list[dict]:
+        """The primary-key values of every row, as dicts."""
         names, rows = self._fetch_rows(self.primary_key, order_by, limit, offset)
         return [dict(zip(names, r)) for r in rows]
 
     def fetch1(self, *attrs: str, squeeze: bool = False):
-        names, rows = self._fetch_rows(list(attrs) if attrs else None)
+        """The one row of the query: a dict of its visible attributes without ``attrs``;
+        the value of the one attribute named; a tuple for several. ``'KEY'`` stands for the
+        primary key as a dict. Raises DataJointError unless there is exactly one row."""
+        names = []
+        for a in attrs:
+            names += self.primary_key if a == "KEY" else [a]
+        names, rows = self._fetch_rows(list(dict.fromkeys(names)) if attrs else None)
         if len(rows) != 1:
-            raise DataJointError(f"fetch1 expects exactly one row, the query has {len(rows)}")
-        row = rows[0]
+            raise DataJointError(f"fetch1 requires exactly one row, the query has {len(rows)}")
+        if squeeze:
+            rows = _squeezed(rows)
+        row = dict(zip(names, rows[0]))
         if not attrs:
-            return dict(zip(names, row))
-        if len(attrs) == 1:
-            return row[0]
-        return tuple(row)
+            return row
+        values = [{k: row[k] for k in self.primary_key} if a == "KEY" else row[a] for a in attrs]
+        return values[0] if len(values) == 1 else tuple(values)
 
     def head(self, limit: int = 25, **kwargs) -> list[dict]:
+        """The first ``limit`` rows in primary-key order, as dicts."""
         return self.to_dicts(order_by=kwargs.pop("order_by", "KEY"), limit=limit)
 
     def tail(self, limit: int = 25, **kwargs) -> list[dict]:
+        """The last ``limit`` rows in primary-key order, as dicts."""
         order = kwargs.pop("order_by", "KEY")
         desc = [f"{o} DESC" if "desc" not in o.lower() else o.replace("DESC", "").replace("desc", "")
                 for o in ([order] if isinstance(order, str) else order)]
         return list(reversed(self.to_dicts(order_by=desc, limit=limit)))
 
-    def fetch(self, *attrs: str, as_dict: bool | None = None, format: str | None = None, order_by=None,
-              limit=None, offset=None, squeeze: bool = False):
-        """The 1.x-style fetch, kept so old code runs."""
-        if attrs and attrs[0] == "KEY" and len(attrs) == 1:
-            return self.keys(order_by=order_by, limit=limit, offset=offset)
+    def fetch(self, *attrs: str, offset=None, limit=None, order_by=None, format: str | None = None,
+              as_dict: bool | None = None, squeeze: bool = False):
+        """The 1.x fetch, kept so old code runs (deprecated: use to_dicts, to_pandas,
+        to_arrays or keys). No ``attrs``: a record array, dicts with ``as_dict=True``, a
+        DataFrame with ``format='frame'``. With ``attrs``: one array per attribute, or
+        dicts of the attributes and the primary key with ``as_dict=True``; ``'KEY'``
+        stands for the primary key (a list of dicts)."""
+        warnings.warn("fetch() is deprecated in DataJoint 2.0: use to_dicts(), to_pandas(), to_arrays() or keys()",
+                      DeprecationWarning, stacklevel=2)
+        window = dict(order_by=order_by, limit=limit, offset=offset)
         if format == "frame":
-            return self.to_pandas(order_by=order_by, limit=limit, offset=offset)
-        if as_dict:
-            if attrs:
-                names, rows = self._fetch_rows(list(attrs), order_by, limit, offset)
-                return [dict(zip(names, r)) for r in rows]
-            return self.to_dicts(order_by=order_by, limit=limit, offset=offset)
-        return self.to_arrays(*attrs, order_by=order_by, limit=limit, offset=offset)
+            if attrs or as_dict is not None:
+                raise DataJointError("fetch: format='frame' cannot be combined with attrs or as_dict")
+            return self.to_pandas(**window, squeeze=squeeze)
+        if format not in (None, "array"):
+            raise DataJointError(f"fetch: format must be 'array' or 'frame', got {format!r}")
+        if not attrs:
+            if as_dict:
+                return self.to_dicts(**window, squeeze=squeeze)
+            return self.to_arrays(**window, squeeze=squeeze)
+        if attrs == ("KEY",):
+            return self.keys(**window)
+        if as_dict or "KEY" in attrs:
+            names = []
+            for a in attrs:
+                names += self.primary_key if a == "KEY" else [a]
+            dicts = self.proj(*dict.fromkeys(names)).to_dicts(**window, squeeze=squeeze)
+            if as_dict:
+                return dicts
+            out = [[{k: d[k] for k in self.primary_key} for d in dicts] if a == "KEY" else
+                   _inferred_array([d[a] for d in dicts]) for a in attrs]
+            return out[0] if len(out) == 1 else tuple(out)
+        return self.to_arrays(*attrs, **window, squeeze=squeeze)
 
 
 def _count(what: str, value):
@@ -176,9 +258,35 @@ def _count(what: str, value):
     return int(value)
 
 
-# numeric core types -> numpy dtype (strings, dates and codecs stay Python objects, as in datajoint)
-_NUMPY = {"int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8", "uint8": "u1", "uint16": "u2",
-          "uint32": "u4", "uint64": "u8", "float32": "f4", "float64": "f8"}
+# numeric core types -> numpy dtype of their record-array field (strings, dates and codecs
+# stay Python objects, as in datajoint; so do NULL-able integers)
+_NUMPY = {**{t: "i8" for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")}, "uint64": "u8",
+          "float32": "f8", "float64": "f8"}
+_INTEGERS = frozenset(t for t in _NUMPY if not t.startswith("float"))
+
+
+def numpy_dtype(attr) -> str | None:
+    """The numpy dtype of ``attr``'s field in a record array, or None (Python objects)."""
+    if attr.computed or attr.codec or (attr.nullable and attr.type.name in _INTEGERS):
+        return None
+    return _NUMPY.get(attr.type.name)
+
+
+def _inferred_array(values) -> np.ndarray:
+    """One attribute's values as numpy makes them (``np.array``), or an object array when
+    they do not stack (arrays of different shapes)."""
+    try:
+        return np.array(values)
+    except (ValueError, OverflowError):
+        arr = np.empty(len(values), dtype=object)
+        for i, v in enumerate(values):
+            arr[i] = v
+        return arr
+
+
+def _squeezed(rows: list) -> list:
+    """Rows with every numpy array value squeezed (length-1 dimensions dropped)."""
+    return [tuple(np.squeeze(v) if isinstance(v, np.ndarray) else v for v in row) for row in rows]
 
 
 # numeric core types -> the dtype pandas infers for their Python values (int64, float64)

@@ -97,6 +97,17 @@ class Heading:
         """Names of the attributes whose values a codec decodes (checked on every fetch)."""
         return frozenset(a.name for a in self if a.codec)
 
+    @property
+    def as_dtype(self):
+        """The numpy record dtype of the visible attributes, as fetched by ``to_arrays()``:
+        int64 for integers (uint64 for uint64) unless nullable, float64 for floats, Python
+        objects otherwise."""
+        import numpy as np
+
+        from .fetch import numpy_dtype
+
+        return np.dtype([(a.name, numpy_dtype(a) or object) for a in self if not a.hidden])
+
     def __repr__(self) -> str:
         lines = [a.definition_line() for a in self if a.in_key]
         lines.append("---")

@@ -11,7 +11,9 @@ import math
 import os
 import re
 import uuid
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -35,6 +37,7 @@ def _to_rows(table, rows: Any) -> list[Mapping]:
         if not os.path.exists(path):
             raise DataError(f"Cannot insert into {table.full_table_name}: file {path!r} does not exist")
         rows = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    rows = _from_columnar(rows)
     if isinstance(rows, pd.DataFrame):
         frame = rows.reset_index() if any(n is not None for n in rows.index.names) else rows
         # column by column to Python values (NaN, NaT and NA are read as NULL later)
@@ -53,12 +56,18 @@ def _to_rows(table, rows: Any) -> list[Mapping]:
     except TypeError:
         raise DataError(f"Cannot insert into {table.full_table_name}: expected rows (a list of dicts, a DataFrame, "
                         f"a numpy record array or a CSV path), got a {type(rows).__name__}") from None
+    warned = False
     for i, row in enumerate(rows):
         if isinstance(row, Mapping):
             out.append(row)
         elif isinstance(row, np.void) and row.dtype.names:
             out.append(dict(zip(row.dtype.names, row.tolist())))
         elif isinstance(row, (list, tuple, np.ndarray)):
+            if not warned:
+                warnings.warn("Positional inserts (tuples/lists) are deprecated and will be removed in a future "
+                              "version: pass dicts naming the attributes, e.g. table.insert1({'attr': value})",
+                              DeprecationWarning, stacklevel=4)
+                warned = True
             row = list(row)
             target = visible if len(row) == len(visible) else names
             if len(row) != len(target):
@@ -71,13 +80,28 @@ def _to_rows(table, rows: Any) -> list[Mapping]:
     return out
 
 
+def _from_columnar(rows: Any) -> Any:
+    """A polars DataFrame or a pyarrow Table as a list of dicts (recognized by their type's
+    module, so neither library is imported unless the caller already uses it); anything
+    else unchanged."""
+    kind = type(rows)
+    module = kind.__module__.split(".")[0]
+    if module == "polars" and kind.__name__ == "DataFrame":
+        return rows.to_dicts()
+    if module == "pyarrow" and kind.__name__ in ("Table", "RecordBatch"):
+        return rows.to_pylist()
+    return rows
+
+
 def _fail(table, i: int, attr: str, value: Any, why: str) -> DataError:
     try:
         shown = repr(value)
     except Exception:  # noqa: BLE001 - a hostile __repr__ must not hide the real problem
         shown = f"<{type(value).__name__}>"
     shown = shown if len(shown) < 80 else shown[:77] + "..."
-    return DataError(f"Cannot insert into {table.full_table_name}: row {i}, attribute {attr!r}, value {shown}: {why}")
+    err = DataError(f"Cannot insert into {table.full_table_name}: row {i}, attribute {attr!r}, value {shown}: {why}")
+    err.attribute = attr
+    return err
 
 
 def _is_missing(v: Any) -> bool:
@@ -102,7 +126,10 @@ def _check_text(s: str) -> str:
 
 
 def _int_value(v: Any, text: str) -> int:
-    """An exact integer from an int, an integral float/Decimal or integer text."""
+    """An integer from an int, integer text, or a finite float/Decimal (or its text),
+    rounded to the nearest integer (ties to even) as the servers round a fractional
+    number stored into an integer column. Restrictions never round (see
+    ``condition.restriction_value``)."""
     if isinstance(v, (bool, np.bool_)):
         return int(v)
     if isinstance(v, (int, np.integer)):
@@ -116,15 +143,15 @@ def _int_value(v: Any, text: str) -> int:
         except (decimal.InvalidOperation, ValueError):
             raise ValueError(f"not an integer ({text})") from None
     if isinstance(v, (float, np.floating)):
-        if not math.isfinite(v) or not float(v).is_integer():
+        if not math.isfinite(v):
             raise ValueError(f"not an integer ({text})")
-        return int(v)
+        return round(float(v))
     if isinstance(v, decimal.Decimal):
-        if not v.is_finite() or v != v.to_integral_value():
+        if not v.is_finite():
             raise ValueError(f"not an integer ({text})")
         if v.adjusted() > 40:
             raise ValueError(f"out of range for {text}")
-        return int(v)
+        return int(v.to_integral_value(decimal.ROUND_HALF_EVEN))
     raise ValueError(f"not an integer ({text}): a {type(v).__name__}")
 
 
@@ -382,7 +409,10 @@ def _narrowed(coerce: Callable[[Any], Any], type_name: str, adapter) -> Callable
 
 
 def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: bool, encode: bool = True,
-                 partial: bool = False) -> list[dict]:
+                 partial: bool = False, start: int = 0) -> list[dict]:
+    """``rows`` (any form :func:`_to_rows` accepts) as dicts of values ready to bind, each
+    checked against its attribute; raises :class:`DataError` naming the table, row (counted
+    from ``start``) and attribute of the first problem."""
     heading = table.heading
     raw = _to_rows(table, rows)
     encoders = {}
@@ -397,11 +427,16 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
     known_names = known.keys()
     seen: dict[tuple, int] = {}
     out = []
-    for i, row in enumerate(raw):
+    for i, row in enumerate(raw, start):
         if not ignore_extra_fields and not row.keys() <= known_names:
             extra = [n for n in row if n not in known]
             raise DataError(f"Cannot insert into {table.full_table_name}: row {i} has unknown attribute(s) {extra}"
                             f"; the table has {heading.names} (pass ignore_extra_fields=True to drop them)")
+        if not row and not partial:
+            required = [a[0] for a in plan if not (a[2] or a[3] or a[4])]
+            if required:
+                raise DataError(f"Cannot insert empty row into {table.full_table_name}: the following attributes "
+                                f"require values: {required}")
         clean = {}
         for name, in_key, nullable, has_default, hidden, codec, coerce, fast in plan:
             if name not in row:
@@ -436,6 +471,9 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
             clean[name] = value
         if check_duplicates and key:
             k = tuple(clean.get(n) for n in key)
+            if None in k:  # left to auto_increment: the server makes each key
+                out.append(clean)
+                continue
             try:
                 first = seen.get(k)
             except TypeError:  # an unhashable key value (json): the database checks it
@@ -462,3 +500,81 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
                         except Exception as exc:
                             raise _fail(table, i, name, row[name], f"cannot encode: {exc}") from None
     return out
+
+
+@dataclass
+class ValidationResult:
+    """What :meth:`Table.validate` found: ``is_valid``, ``errors`` as ``(row_index,
+    attribute or None, message)`` tuples, and ``rows_checked``. True when valid."""
+
+    is_valid: bool
+    errors: list = field(default_factory=list)
+    rows_checked: int = 0
+
+    def __bool__(self) -> bool:
+        return self.is_valid
+
+    def raise_if_invalid(self) -> None:
+        """Raise :class:`DataError` with :meth:`summary` when any row is invalid."""
+        if not self.is_valid:
+            raise DataError(self.summary())
+
+    def summary(self, limit: int = 10) -> str:
+        """A readable report: the first ``limit`` problems, and how many more there are."""
+        if self.is_valid:
+            return f"Validation passed: {self.rows_checked} rows checked"
+        lines = [f"Validation failed: {len(self.errors)} error(s) in {self.rows_checked} rows"]
+        for row, attr, message in self.errors[:limit]:
+            where = f" in field '{attr}'" if attr else ""
+            lines.append(f"  Row {row}{where}: {message}")
+        if len(self.errors) > limit:
+            lines.append(f"  ... and {len(self.errors) - limit} more errors")
+        return "\n".join(lines)
+
+
+def validate_rows(table, rows: Any, ignore_extra_fields: bool = False) -> ValidationResult:
+    """Check ``rows`` (every form insert accepts) against ``table`` without writing or
+    encoding anything: each row is checked as insert would check it, and every row's
+    problems are collected (unknown attributes, a wrong number of positional values,
+    missing required values, values that do not fit their type, repeated keys)."""
+    rows = _from_columnar(rows)
+    if isinstance(rows, (pd.DataFrame, str, os.PathLike)) or (isinstance(rows, np.ndarray) and rows.dtype.names):
+        rows = _to_rows(table, rows)
+    elif isinstance(rows, Mapping):
+        rows = [rows]
+    visible = table.heading.names
+    known = table.heading.attributes
+    key = table.heading.primary_key
+    errors: list = []
+    seen: dict = {}
+    count = 0
+    for i, row in enumerate(rows):
+        count += 1
+        if isinstance(row, np.void) and row.dtype.names:
+            row = dict(zip(row.dtype.names, row.tolist()))
+        elif isinstance(row, (list, tuple, np.ndarray)):
+            if len(row) != len(visible):
+                errors.append((i, None, f"Incorrect number of attributes: {len(row)} given, {len(visible)} expected"))
+                continue
+            row = dict(zip(visible, row))
+        elif not isinstance(row, Mapping):
+            errors.append((i, None, f"Invalid row type: {type(row).__name__}"))
+            continue
+        if not ignore_extra_fields:
+            unknown = [n for n in row if n not in known]
+            errors += [(i, n, f"Field '{n}' not in table heading") for n in unknown]
+            row = {n: v for n, v in row.items() if n in known}
+        try:
+            clean = prepare_rows(table, [row], True, check_duplicates=False, encode=False, start=i)[0]
+        except DataError as exc:
+            errors.append((i, getattr(exc, "attribute", None), str(exc)))
+            continue
+        k = tuple(clean.get(n) for n in key)
+        if key and None not in k:
+            try:
+                first = seen.setdefault(k, i)
+            except TypeError:
+                first = i
+            if first != i:
+                errors.append((i, None, f"Repeats the primary key {dict(zip(key, k))} of row {first}"))
+    return ValidationResult(is_valid=not errors, errors=errors, rows_checked=count)

@@ -7,40 +7,45 @@ import html
 from . import settings
 
 
-def _rows(expr):
-    limit = settings.config.get("display_limit", 12)
-    rows = expr.to_dicts(limit=limit)
-    return rows, len(expr)
+def _rows(expr, limit: int | None = None):
+    """Up to ``limit`` rows (default ``display_limit``), and whether there are more."""
+    if limit is None:
+        limit = settings.config.get("display_limit", 12)
+    rows = expr.to_dicts(limit=limit + 1)
+    return rows[:limit], len(rows) > limit
 
 
-def _cell(v) -> str:
+def _cell(v, width: int = 24) -> str:
     if isinstance(v, (bytes, bytearray)) or hasattr(v, "shape"):
         return "=BLOB="
     s = str(v)
-    return s if len(s) <= 24 else s[:21] + "..."
+    return s if len(s) <= width else s[:width - 3] + "..."
 
 
-def text_preview(expr) -> str:
+def text_preview(expr, limit: int | None = None, width: int | None = None) -> str:
+    """The first rows as a text table: a header (``*`` marks the primary key), a rule,
+    one line per row, ``...`` when rows were left out, then the total count."""
     names = expr.heading.names
-    rows, total = _rows(expr)
+    rows, more = _rows(expr, limit)
     pk = set(expr.primary_key)
     header = ["*" + n if n in pk else n for n in names]
-    cells = [[_cell(r[n]) for n in names] for r in rows]
+    cells = [[_cell(r[n], width or 24) for n in names] for r in rows]
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
-             "  ".join("-" * w for w in widths)]
+             "  ".join("+" + "-" * max(w - 2, 0) + "+" for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-    if total > len(rows):
-        lines.append(" ...")
-    lines.append(f" ({total} rows)")
-    return "\n".join(lines)
+    if more:
+        lines.append("   ...")
+    lines.append(f" (Total: {len(expr)})")
+    return "\n".join(lines) + "\n"
 
 
 def html_preview(expr) -> str:
     names = expr.heading.names
-    rows, total = _rows(expr)
+    rows, more = _rows(expr)
+    total = len(expr)
     pk = set(expr.primary_key)
     head = "".join(f"<th>{'<b>' + html.escape(n) + '</b>' if n in pk else html.escape(n)}</th>" for n in names)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[n]))}</td>" for n in names) + "</tr>" for r in rows)
-    more = "<p>...</p>" if total > len(rows) else ""
+    more = "<p>...</p>" if more else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}<p>Total: {total}</p>"

@@ -15,7 +15,7 @@ from sqlalchemy.sql import visitors
 from . import catalog
 from .errors import DataError, DataJointError, DuplicateError, IntegrityError, QueryError, TransientError
 from .expression import QueryExpression, next_alias
-from .insert_rows import prepare_rows
+from .insert_rows import ValidationResult, prepare_rows, validate_rows
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ _CLASS_LEVEL = frozenset({
     "heading", "primary_key", "proj", "aggr", "join", "fetch", "fetch1", "to_dicts", "to_pandas",
     "to_arrays", "keys", "head", "tail", "populate", "progress", "key_source", "parents", "children",
     "ancestors", "descendants", "parts", "full_table_name", "connection", "jobs", "alter", "validate",
-    "is_declared",
+    "is_declared", "insert_dataframe", "to_polars", "to_arrow", "extend", "preview", "restrict_in_place",
     "sql", "restrict", "make_sql", "table_name", "database",
 })
 
@@ -195,11 +195,19 @@ class Table(QueryExpression, metaclass=TableMeta):
     def insert(self, rows: Any, replace: bool = False, skip_duplicates: bool = False,
                ignore_extra_fields: bool = False, allow_direct_insert: bool | None = None,
                chunk_size: int | None = None) -> None:
-        """Insert rows atomically: a bad row anywhere writes nothing."""
+        """Insert rows atomically: a bad row anywhere writes nothing. ``rows``: a list (or
+        iterable) of dicts, numpy records or positional sequences (deprecated), a numpy
+        record array, a pandas DataFrame (a named index is read as columns), a polars
+        DataFrame, a pyarrow Table, a CSV path, or a query (copied by one statement;
+        ``chunk_size`` is refused). ``chunk_size``: rows per statement (default
+        ``config['insert_chunk_size']``); every chunk is in the same transaction."""
         self._check_direct_insert(allow_direct_insert)
         if isinstance(rows, type) and issubclass(rows, QueryExpression):
             rows = rows()
         if isinstance(rows, QueryExpression):
+            if chunk_size is not None:
+                raise DataError(f"chunk_size is not supported for QueryExpression inserts (into "
+                                f"{self.full_table_name}): the rows are copied by one statement")
             return self._insert_from_query(rows, replace, skip_duplicates, ignore_extra_fields)
         mode = "replace" if replace else "skip" if skip_duplicates else None
         prepared = prepare_rows(self, rows, ignore_extra_fields, check_duplicates=not (replace or skip_duplicates))
@@ -211,7 +219,7 @@ class Table(QueryExpression, metaclass=TableMeta):
         adapter = self._connection.adapter
         try:
             with self._connection.transaction() as conn:
-                if len(prepared) == 1:  # a make's one row: the cached statement, on the cursor
+                if len(prepared) == 1 and prepared[0]:  # a make's one row: the cached statement, on the cursor
                     self._connection.direct.write(conn, self._insert_statement(mode), prepared[0])
                     return
                 from . import settings
@@ -219,6 +227,10 @@ class Table(QueryExpression, metaclass=TableMeta):
                 chunk = chunk_size or settings.config.get("insert_chunk_size", 10_000)
                 key = self.primary_key
                 for group in _by_columns(prepared):
+                    if not group[0]:  # every value the server's default: one row per statement
+                        for _ in group:
+                            conn.execute(sa.insert(self.sa_table))
+                        continue
                     if len(group) == 1:
                         self._connection.direct.write(conn, self._insert_statement(mode), group[0])
                         continue
@@ -248,7 +260,7 @@ class Table(QueryExpression, metaclass=TableMeta):
         if replace:
             raise DataError("replace=True is not supported when inserting from a query")
         if skip_duplicates:
-            query = query - type(self)()
+            query = query.restrict(type(self)(), semantic_check=False, negate=True)
         stmt = sa.insert(self.sa_table).from_select(names, query.make_sql(names))
         try:
             self._connection.execute(stmt)
@@ -308,13 +320,32 @@ class Table(QueryExpression, metaclass=TableMeta):
             if count != 1:
                 raise DataError(f"update1: no row with key {key} in {self.full_table_name}")
 
-    def validate(self, rows: Any, ignore_extra_fields: bool = False) -> list[str]:
-        """Check rows without writing; returns a list of problems (empty when valid)."""
-        try:
-            prepare_rows(self, rows, ignore_extra_fields, check_duplicates=True, encode=False)
-        except DataError as exc:
-            return [str(exc)]
-        return []
+    def validate(self, rows: Any, *, ignore_extra_fields: bool = False) -> ValidationResult:
+        """Check rows without writing them. ``rows`` takes every form ``insert`` takes
+        (dicts, sequences, numpy records, DataFrames, polars/pyarrow tables, a CSV path).
+        Returns a :class:`ValidationResult`: true when every row would insert (foreign
+        keys and unique indexes other than the primary key are left to the database);
+        ``.errors`` lists ``(row, attribute, message)``, ``.summary()`` reports them."""
+        return validate_rows(self, rows, ignore_extra_fields)
+
+    def insert_dataframe(self, df, index_as_pk: bool | None = None, **insert_kwargs) -> None:
+        """Insert a pandas DataFrame, with its index read as ``index_as_pk`` says: True,
+        the index holds the primary key (its names must be the key's); False, the index is
+        dropped; None (default), the index is used when its names are the primary key's
+        and dropped otherwise (a frame from ``to_pandas()`` goes back as it came).
+        ``insert_kwargs`` are passed to :meth:`insert`."""
+        import pandas as pd
+
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"insert_dataframe requires a pandas DataFrame, got a {type(df).__name__}")
+        names = [n for n in df.index.names if n is not None]
+        if index_as_pk is None:
+            index_as_pk = bool(names) and set(names) == set(self.primary_key)
+        if index_as_pk and set(names) != set(self.primary_key):
+            raise DataError(f"DataFrame index columns {names} do not match the primary key {self.primary_key} of "
+                            f"{self.full_table_name}; pass index_as_pk=False to drop the index, or reset_index() "
+                            "first")
+        self.insert(df.reset_index(drop=not index_as_pk), **insert_kwargs)
 
     def delete_quick(self, get_count: bool = False) -> int | None:
         """Delete the restricted rows without cascading (the database refuses if children exist)."""

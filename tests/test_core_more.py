@@ -83,7 +83,7 @@ def test_insert_modes_and_query_insert(schema):
     assert sorted(B.to_arrays("a_id")) == [4, 5, 6]
     B.insert(A, skip_duplicates=True)
     assert len(B()) == 6
-    assert A().validate([{"a_id": 9, "x": "nope"}]) and not A().validate([{"a_id": 9, "x": 1}])
+    assert not A().validate([{"a_id": 9, "x": "nope"}]) and A().validate([{"a_id": 9, "x": 1}])
 
 
 def test_left_join_and_cross_schema_cascade_with_renames(schema, make_schema):
@@ -106,7 +106,9 @@ def test_left_join_and_cross_schema_cascade_with_renames(schema, make_schema):
 
     Neuron.insert([(1,), (2,), (3,)])
     Synapse.insert([(1, 2, 0.5), (2, 3, 0.7), (3, 1, 0.1)])
-    left = Neuron.proj(pre="neuron").join(Synapse & {"post": 2}, left=True)
+    with pytest.raises(dj.DataJointError, match="determine the right operand"):
+        Neuron.proj(pre="neuron").join(Synapse & {"post": 2}, left=True)  # 'post' is not in the left operand
+    left = Neuron.proj(pre="neuron").join(Synapse & {"post": 2}, left=True, allow_nullable_pk=True)
     rows = {r["pre"]: r["weight"] for r in left.to_dicts()}
     assert rows == {1: 0.5, 2: None, 3: None}
     assert set(Neuron().children()) == {f"{other.database}.synapse"}

@@ -144,7 +144,7 @@ def test_fetch_shapes(uni):
     assert {"student_id": 100} in Student and {"student_id": 99999} not in Student
     with pytest.raises(dj.DataJointError, match="exactly one row"):
         Student.fetch1()
-    assert "rows" in repr(Student()) and "<table>" in Student()._repr_html_()
+    assert "Total: 300" in repr(Student()) and "<table>" in Student()._repr_html_()
 
 
 def test_semantic_check_rejects_unrelated_namesakes(uni, schema):
