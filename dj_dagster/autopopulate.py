@@ -93,6 +93,9 @@ class AutoPopulate:
 
     # --- computing ----------------------------------------------------------------
     def make(self, key: dict) -> None:
+        legacy = getattr(self, "_make_tuples", None)  # the pre-1.0 name of make, still honoured
+        if callable(legacy):
+            return legacy(key)
         raise NotImplementedError(f"{type(self).__name__} must define make(key) or make_fetch/make_compute/"
                                   "make_insert")
 
@@ -114,9 +117,6 @@ class AutoPopulate:
         if jobs is not None:
             jobs.refresh(*restrictions, priority=5 if priority is None else priority, version=version)
             keys = jobs.pending_keys()
-        legacy = getattr(self, "_make_tuples", None)  # the pre-1.0 name of make, still honoured
-        if callable(legacy):
-            return legacy(key)
             if restrictions:
                 allowed = {tuple(sorted(k.items())) for k in self._todo(restrictions).keys()}
                 keys = [k for k in keys if tuple(sorted(k.items())) in allowed]
