@@ -25,7 +25,8 @@ def sensor_tick(defs: dg.Definitions, instance: dg.DagsterInstance, sensor_name:
 def run_until_settled(defs: dg.Definitions, instance: dg.DagsterInstance, max_ticks: int = 20,
                       sensor_name: str | None = None) -> list[dg.ExecuteInProcessResult]:
     """Tick the sensor and execute its run requests until it asks for nothing more."""
-    seen_run_keys: set[str] = set()
+    # Dagster never launches a run key twice for a sensor: remember them across calls
+    seen_run_keys: set[str] = instance.__dict__.setdefault("_dj_run_keys", set())
     results = []
     for _ in range(max_ticks):
         result = sensor_tick(defs, instance, sensor_name)
@@ -37,11 +38,12 @@ def run_until_settled(defs: dg.Definitions, instance: dg.DagsterInstance, max_ti
                     instance.delete_dynamic_partition(req.partitions_def_name, key)
         for event in result.asset_events or []:
             instance.report_runless_asset_event(event)
-        new = [r for r in result.run_requests or [] if r.run_key not in seen_run_keys]
+        new = [r for r in result.run_requests or [] if r.run_key is None or r.run_key not in seen_run_keys]
         if not new and not result.dynamic_partitions_requests and not result.asset_events:
             break
         for req in new:
-            seen_run_keys.add(req.run_key)
+            if req.run_key is not None:
+                seen_run_keys.add(req.run_key)
             job = defs.resolve_job_def(req.job_name)
             results.append(job.execute_in_process(instance=instance, partition_key=req.partition_key,
                                                   tags=dict(req.tags), raise_on_error=False))

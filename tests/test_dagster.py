@@ -220,7 +220,184 @@ def test_io_manager_reads_and_writes_tables(lab):
 
     from dj_dagster.orchestration import DataJointIOManager
 
-    result = dg.materialize([dg.AssetSpec(key(other, "subject")), species_count, new_sessions], resources={"dj_io_manager": DataJointIOManager()})
+    # assets declared by hand: the table is found from the asset key [database, table]
+    url = schema.connection.url.render_as_string(hide_password=False)
+    result = dg.materialize([dg.AssetSpec(key(other, "subject")), species_count, new_sessions],
+                            resources={"dj_io_manager": DataJointIOManager(database_url=url)})
     assert result.success
     assert result.output_for_node("species_count") == 2
     assert (tables["Session"] & {"subject": "r1"}).fetch1("session") == 7
+
+
+def partitions_of(result) -> set[str]:
+    return {r.partition_key for r in result.run_requests if r.partition_key is not None}
+
+
+def test_deleted_rows_are_recomputed(lab):
+    """Deleting computed rows marks the partition stale and requests a run again, though
+    the missing work looks exactly as it did before the first run."""
+    tables, defs, schema, other = lab
+    tables["Subject"].insert([("m1", "mouse")])
+    tables["Session"].insert([("m1", 1, None), ("m1", 2, None)])
+    with dg.DagsterInstance.ephemeral() as instance:
+        run_until_settled(defs, instance)
+        assert len(tables["Stats"]()) == 2
+        (tables["Stats"] & {"subject": "m1", "session": 1}).delete(safemode=False)
+        tick = sensor_tick(defs, instance)
+        assert "subject=m1/session=1" in partitions_of(tick)
+        stale = [e for e in tick.asset_events if isinstance(e, dg.AssetObservation)]
+        assert {(e.asset_key, e.partition) for e in stale} >= {
+            (key(schema, "stats"), "subject=m1/session=1"), (key(schema, "stats__channel"), "subject=m1/session=1")}
+        for event in tick.asset_events:
+            instance.report_runless_asset_event(event)
+        runs = run_until_settled(defs, instance)
+        assert runs and all(r.success for r in runs)
+        assert len(tables["Stats"]()) == 2 and len(tables["Stats"].Channel()) == 4 and len(tables["Pair"]()) == 1
+        assert not sensor_tick(defs, instance).run_requests
+
+
+def test_no_second_run_while_one_is_in_flight(lab):
+    tables, defs, schema, other = lab
+    tables["Subject"].insert([("m1", "mouse")])
+    tables["Session"].insert([("m1", 1, None), ("m1", 2, None)])
+    with dg.DagsterInstance.ephemeral() as instance:
+        tick = sensor_tick(defs, instance)
+        for req in tick.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        assert partitions_of(tick) == {"subject=m1/session=1", "subject=m1/session=2"}
+        job = defs.resolve_job_def(tick.run_requests[0].job_name)
+        for req in tick.run_requests:  # queued, as the daemon leaves them
+            if req.partition_key is None:
+                continue
+            instance.create_run_for_job(job, tags={**req.tags, "dagster/partition": req.partition_key},
+                                        status=dg.DagsterRunStatus.NOT_STARTED)
+        # partial progress while queued: one partition computed outside the runs
+        for table in ("Trial", "Stats"):
+            tables[table].populate({"subject": "m1", "session": 1})
+        again = sensor_tick(defs, instance)
+        assert not partitions_of(again)
+        # the runs end (here: they are deleted); the work left is requested once more
+        for run in instance.get_runs():
+            instance.delete_run(run.run_id)
+        assert partitions_of(sensor_tick(defs, instance)) == {"subject=m1/session=2"}
+
+
+def _latest(instance, asset_key, partition):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1).records
+    return records[0].asset_materialization.metadata
+
+
+def test_metadata_describes_each_partition(lab):
+    tables, defs, schema, other = lab
+    tables["Subject"].insert([("m1", "mouse"), ("bad", "mouse")])
+    tables["Session"].insert([("m1", 1, None), ("m1", 2, None), ("bad", 1, None)])
+    tables["Trial"].insert([("m1", 1, 0, 0.0)], allow_direct_insert=True)  # computed outside before the run
+    with dg.DagsterInstance.ephemeral() as instance:
+        tick = sensor_tick(defs, instance)
+        for req in tick.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        job = defs.resolve_job_def(tick.run_requests[0].job_name)
+        order = list(instance.get_dynamic_partitions(job.partitions_def.name))
+        result = job.execute_in_process(instance=instance, raise_on_error=False, tags={
+            "dagster/asset_partition_range_start": order[0], "dagster/asset_partition_range_end": order[-1]})
+        assert not result.success  # the bad subject's key failed
+        meta = _latest(instance, key(schema, "stats"), "subject=m1/session=2")
+        assert meta["dagster/row_count"].value == 1 and meta["dj/keys_computed"].value == 1
+        assert meta["dj/keys_failed"].value == 0
+        channel = _latest(instance, key(schema, "stats__channel"), "subject=m1/session=2")
+        assert channel["dagster/row_count"].value == 2
+        # the partition that failed is not recorded as materialized; the others are
+        assert instance.get_materialized_partitions(key(schema, "stats")) == {
+            "subject=m1/session=1", "subject=m1/session=2"}
+        # Trial had one row of session 1 before: that partition computed nothing (make inserts all 3 at once
+        # only for keys it computes), its own row count is its own
+        trial = _latest(instance, key(schema, "trial"), "subject=bad/session=1")
+        assert trial["dagster/row_count"].value == 3 and trial["dj/keys_computed"].value == 1
+
+
+def test_checks_judge_the_partitions_of_the_run(lab):
+    """A run of one partition, others still pending: completeness passes."""
+    tables, defs, schema, other = lab
+    tables["Subject"].insert([("m1", "mouse")])
+    tables["Session"].insert([("m1", 1, None), ("m1", 2, None)])
+    with dg.DagsterInstance.ephemeral() as instance:
+        tick = sensor_tick(defs, instance)
+        for req in tick.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        job = defs.resolve_job_def(tick.run_requests[0].job_name)
+        result = job.execute_in_process(instance=instance, partition_key="subject=m1/session=1")
+        evaluations = result.get_asset_check_evaluations()
+        assert evaluations and all(e.passed for e in evaluations), [
+            (e.asset_key, e.check_name, e.metadata) for e in evaluations if not e.passed]
+        assert len(tables["Stats"]()) == 1  # session 2 still pending
+
+
+def test_populate_jobs_run_in_process(lab):
+    tables, defs, schema, other = lab
+    for job in defs.get_repository_def().get_all_jobs():
+        if job.name.endswith(("_populate", "_populate_partitions")):
+            assert job.executor_def.name == "in_process", job.name
+    graph_defs = build_definitions(schema, other, partition_root=tables["Session"], name=f"mp_{schema.database}",
+                                   executor=dg.multiprocess_executor)
+    job = next(j for j in graph_defs.get_repository_def().get_all_jobs() if j.name.endswith("_partitions"))
+    assert job.executor_def.name == "multiprocess"
+
+
+def test_tables_filled_outside_make_are_observed(schema):
+    @schema
+    class Source(dj.Manual):
+        definition = """
+        source_id : int32
+        """
+
+    @schema
+    class Event(dj.Imported):
+        definition = """
+        -> Source
+        event : int32
+        """
+
+        def make(self, key):
+            raise NotImplementedError("insert events directly, with allow_direct_insert=True")
+
+    @schema
+    class Count(dj.Computed):
+        definition = """
+        -> Source
+        ---
+        n : int32
+        """
+
+        def make(self, key):
+            self.insert1({**key, "n": len(Event & key)})
+
+    Source.insert([(1,), (2,)])
+    Event.insert([(1, 10), (1, 11)], allow_direct_insert=True)
+    defs = build_definitions(schema, partition_root=Source, name=f"obs_{schema.database}")
+    graph = defs.resolve_asset_graph()
+    event_key = dg.AssetKey([schema.database, "event"])
+    assert not graph.get(event_key).is_materializable  # observed, not run
+    check_keys = {c.asset_key for c in graph.asset_check_keys}
+    assert event_key not in check_keys
+    with dg.DagsterInstance.ephemeral() as instance:
+        runs = run_until_settled(defs, instance)
+        assert runs and all(r.success for r in runs)
+        assert instance.get_materialized_partitions(event_key) == {"source_id=1"}
+        assert len(Count()) == 2 and not Event.jobs.errors
+        Event.insert([(2, 20)], allow_direct_insert=True)
+        tick = sensor_tick(defs, instance)
+        assert [(e.asset_key, e.partition) for e in tick.asset_events] == [(event_key, "source_id=2")]
+
+
+def test_no_module_registry_and_no_plain_passwords():
+    from dj_dagster.errors import DataJointError
+    from dj_dagster.orchestration import DataJointResource, resources
+
+    assert not hasattr(resources, "TABLES_BY_ASSET")
+    with pytest.raises(DataJointError, match="EnvVar"):
+        DataJointResource(database_url="postgresql://me:s3cret@db.example/lab")
+    with pytest.raises(DataJointError, match="EnvVar"):
+        resources.DataJointIOManager(database_url="mysql://me:s3cret@db.example")
+    DataJointResource(database_url=dg.EnvVar("DJ_DATABASE_URL"))
+    DataJointResource(database_url="postgresql://me@db.example/lab")
