@@ -553,9 +553,11 @@ def test_secrets_stay_out_of_dagster_errors_and_reprs(backend, tmp_path_factory,
             result = Upload.populate(suppress_errors=True)  # the failures outside Dagster
             populate_errors = " ".join(f"{e} {e!r}" for _, e in result["error_list"])
             assert len(result["error_list"]) == 2
+            with pytest.raises(dj.DataJointError, match="EnvVar") as refused:  # would land in run storage
+                DataJointResource(database_url=url)
             reprs = " ".join(f"{o!r} {o!s}" for o in (
                 connection, connection.engine, connection.url, failed, resource,
-                DataJointResource(database_url=url), get_store("s3"), get_store("gone"), config))
+                refused.value, get_store("s3"), get_store("gone"), config))
         finally:
             schema.drop(force=True, safemode=False)
             connection.close()
