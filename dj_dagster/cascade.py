@@ -22,10 +22,17 @@ log = logging.getLogger(__name__)
 
 
 def confirm(question: str) -> bool:
-    if sys.stdin is None or not sys.stdin.isatty():
-        return False
-    answer = input(f"{question} [yes/No]: ")
-    return answer.strip().lower() == "yes"
+    """Ask with ``input()`` (a terminal, Jupyter, anything that answers it) until the
+    answer is yes or no; an empty answer means no, and so does having no input at all
+    (stdin closed or captured). Used where ``config["safemode"]`` / ``prompt=`` asks."""
+    while True:
+        try:
+            answer = input(f"{question} [yes/No]: ").strip().lower()
+        except (EOFError, OSError, RuntimeError):  # nobody can answer: the safe answer
+            print("\nno answer: taken as no")
+            return False
+        if answer in ("yes", "no", ""):
+            return answer == "yes"
 
 
 def restricted_descendants(table) -> dict[str, object]:
@@ -66,6 +73,15 @@ def cascade_delete(table, safemode: bool | None = None, part_integrity: str = "e
         raise DataJointError(f"part_integrity must be 'enforce' or 'ignore', got {part_integrity!r}")
     conn = table._connection
     safemode = config.safemode if safemode is None else safemode
+    try:
+        return _cascade_delete(table, conn, safemode, part_integrity, dry_run)
+    except _Cancelled as cancelled:  # answered no: a message, as datajoint gives, not a traceback
+        print(cancelled)
+        log.warning("%s", cancelled)
+        return 0
+
+
+def _cascade_delete(table, conn, safemode: bool, part_integrity: str, dry_run: bool) -> int:
     with conn.transaction() as tx:
         restricted = restricted_descendants(_fixed_if_reading_descendants(table))
         if safemode or dry_run:  # a preview needs counts; otherwise DELETE reports them
@@ -76,7 +92,7 @@ def cascade_delete(table, safemode: bool | None = None, part_integrity: str = "e
             preview = "\n".join(f"  {name}: {n}" for name, n in counts.items() if n)
             print(f"About to delete:\n{preview}")
             if not confirm("Commit deletes?"):
-                raise _Cancelled("Delete cancelled; nothing was deleted")
+                raise _Cancelled(f"Delete cancelled: nothing was deleted from {table.full_table_name}")
         deleted = {}
         for name in reversed(list(restricted)):
             deleted[name] = tx.execute(restricted[name]._delete_statement()).rowcount
@@ -130,5 +146,6 @@ def drop_with_descendants(table, safemode: bool | None = None) -> None:
     if safemode:
         print("About to drop:\n" + "\n".join(f"  {n}" for n in names))
         if not confirm("Proceed?"):
+            print(f"Drop cancelled: {table.full_table_name} was not dropped")
             return
     drop_tables(conn, names)

@@ -200,6 +200,7 @@ class Schema:
             everything.update(g.descendants(n))
         safemode = config.safemode if safemode is None else safemode
         if safemode and not force and not confirm(f"Drop schema {self.database} and {len(everything)} tables?"):
+            print(f"Drop cancelled: schema {self.database} was not dropped")
             return
         drop_tables(c, g.topo_sort(everything))
         with c.transaction() as tx:

@@ -93,7 +93,7 @@ def _default_safemode() -> bool:
     flag = os.environ.get("DJ_SAFEMODE")
     if flag is not None:
         return flag.lower() in ("1", "true", "yes", "on")
-    return sys.stdin is not None and sys.stdin.isatty()
+    return True  # as datajoint: ask before deleting or dropping, wherever input() can answer
 
 
 _SECRETS = ("secret_key", "session_token", "password", "access_key", "token", "account_key",

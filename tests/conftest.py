@@ -9,7 +9,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-import dj_dagster as dj
+os.environ.setdefault("DJ_SAFEMODE", "0")  # our tests run unattended: no delete/drop prompts (tests of them opt in)
+import dj_dagster as dj  # noqa: E402
 
 URLS = {
     "sqlite": None,  # a fresh file per test
