@@ -286,7 +286,13 @@ def encoder_for(table, attr) -> Callable[[Any, dict], Any] | None:
     legacy = {"_schema": schema, "_table": name, "_field": attr.name, "_config": config}
     primary_key = list(getattr(table, "primary_key", ()) or ())
 
+    where = getattr(table, "full_table_name", None) or f"{schema}.{name}"
+
     def encode(value, row):
+        if store is not None:
+            from .external import note_table
+
+            note_table(where)
         try:
             outer.validate(value)
         except (TypeError, ValueError) as exc:

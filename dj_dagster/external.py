@@ -161,6 +161,7 @@ class UploadBatch:
     pending_bytes: int = 0
     uploaded: int = 0  # objects written by this batch so far
     skipped: int = 0  # content-addressed objects that were already in their store
+    where: str = ""  # the table being inserted into, for errors
 
     def add(self, store: Store, path: str, data: bytes, *, dedup: bool, where: str = "") -> None:
         items = self.pending.setdefault(store.name, {})
@@ -177,7 +178,7 @@ class UploadBatch:
         self.pending_bytes = 0
         for name, items in pending.items():
             store = self.stores[name]
-            where = next((p.where for p in items.values() if p.where), "")
+            where = next((p.where for p in items.values() if p.where), self.where)
             try:
                 # one HEAD a path on S3, asked concurrently
                 present = store.exists_many([p for p, item in items.items() if item.dedup])
@@ -230,7 +231,7 @@ def _upload(store: Store, path: str, data: bytes, *, dedup: bool, where: str) ->
 # --------------------------------------------------------------------------- hash-addressed
 
 
-def put_content(schema: str, store: str | None, data: bytes, *, table: str | None = None) -> dict:
+def put_content(schema: str, store: str | None, data: bytes) -> dict:
     """Store ``data`` content-addressed in ``store`` (``''``/``None``: the default store)
     for ``schema``; returns the column's JSON metadata (``hash``, ``path``, ``schema``,
     ``store``, ``size``). Inside :func:`upload_batch` the upload waits for the batch."""
@@ -240,8 +241,15 @@ def put_content(schema: str, store: str | None, data: bytes, *, table: str | Non
     s = _store(store)
     content_hash = compute_hash(data)
     path = hash_path(content_hash, schema, s)
-    _upload(s, path, data, dedup=True, where=f"{schema}.{table}" if table else f"schema {schema}")
+    _upload(s, path, data, dedup=True, where="")
     return {"hash": content_hash, "path": path, "schema": schema, "store": s.name, "size": len(data)}
+
+
+def note_table(where: str) -> None:
+    """Name the table whose rows the current upload batch (if any) is for, in its errors."""
+    batch = _current.get()
+    if batch is not None and not batch.where:
+        batch.where = where
 
 
 def batching() -> bool:
@@ -438,7 +446,11 @@ class ObjectRef:
     ``listdir()``/``walk()`` for folders, ``fsmap`` for zarr/xarray.
     """
 
-    def __init__(self, metadata: dict | None = None, /, **fields: Any):
+    def __init__(self, metadata: dict | None = None, backend: Any = None, /, **fields: Any):
+        """``ObjectRef(metadata)`` (the column's metadata dict) or ``ObjectRef(path=...,
+        size=..., ...)``. ``backend``: a :class:`~dj_dagster.storage.StorageBackend` to read
+        through instead of the configured store named in the metadata."""
+        self._backend = backend if backend is not None else fields.pop("_backend", None)
         if metadata is None:
             metadata = {}
         if not isinstance(metadata, dict):
@@ -453,7 +465,13 @@ class ObjectRef:
     @classmethod
     def from_json(cls, json_data: dict | str, backend: Any = None) -> "ObjectRef":
         """The reference for a column's metadata (a dict or its JSON text)."""
-        return cls(_as_meta(json_data))
+        return cls(_as_meta(json_data), backend)
+
+    def _bytes(self, path: str) -> bytes:
+        if self._backend is not None:
+            return self._backend.get_buffer(path)
+        _, data = _read({**self._meta, "path": path})
+        return data
 
     def to_json(self) -> dict:
         """The metadata as kept in the database column."""
@@ -539,10 +557,9 @@ class ObjectRef:
 
     def read(self, subpath: str | None = None) -> bytes:
         if self.is_dir and not subpath:
-            raise DataJointError(f"Cannot read() a directory (folder {self.path!r}): use listdir(), walk(), open(subpath) "
-                                 f"or read(subpath)")
-        _, data = _read({**self._meta, "path": self._sub(subpath)})
-        return data
+            raise DataJointError(f"Cannot read() a directory (folder {self.path!r}): use listdir(), walk(), "
+                                 f"open(subpath) or read(subpath)")
+        return self._bytes(self._sub(subpath))
 
     load = read
 
@@ -647,8 +664,8 @@ class NpyRef(ObjectRef):
     """A ``.npy`` array in an object store: ``shape``/``dtype`` without I/O, ``load()`` (or
     any numpy operation, through ``__array__``) reads it once and caches it."""
 
-    def __init__(self, metadata: dict):
-        super().__init__(metadata)
+    def __init__(self, metadata: dict, backend: Any = None):
+        super().__init__(metadata, backend)
         self._cached = None
 
     @property
@@ -682,19 +699,19 @@ class NpyRef(ObjectRef):
 
         if mmap_mode is None:
             if self._cached is None:
-                _, data = _read(self._meta)
+                data = self._bytes(self.path)
                 self._cached = np.load(io.BytesIO(data), allow_pickle=False)
             return self._cached
-        s = self._s
-        if s.protocol == "file":
-            return np.load(s.full_path(self.path), mmap_mode=mmap_mode, allow_pickle=False)
+        if self._backend is None and self._s.protocol == "file":
+            return np.load(self._s.full_path(self.path), mmap_mode=mmap_mode, allow_pickle=False)
+        where = f"{self._backend!r}" if self._backend is not None else self._s.name
         import tempfile
 
         cache = Path(tempfile.gettempdir()) / "dj_dagster_mmap"
         cache.mkdir(exist_ok=True)
-        local = cache / f"{hashlib.md5(f'{s.name}:{self.path}'.encode()).hexdigest()[:16]}.npy"
+        local = cache / f"{hashlib.md5(f'{where}:{self.path}'.encode()).hexdigest()[:16]}.npy"
         if not local.exists():
-            _, data = _read(self._meta)
+            data = self._bytes(self.path)
             tmp = local.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, local)
@@ -702,8 +719,7 @@ class NpyRef(ObjectRef):
 
     def read(self, subpath: str | None = None) -> bytes:
         """The raw ``.npy`` file bytes."""
-        _, data = _read(self._meta)
-        return data
+        return self._bytes(self.path)
 
     def __array__(self, dtype=None, copy=None):
         arr = self.load()
@@ -714,7 +730,7 @@ class NpyRef(ObjectRef):
 
     def __len__(self) -> int:
         if not self._meta["shape"]:
-            raise TypeError("len() of a 0-d array")
+            raise TypeError("len() of a 0-dimensional array")
         return self._meta["shape"][0]
 
     def __repr__(self) -> str:

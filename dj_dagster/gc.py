@@ -62,18 +62,22 @@ class GarbageCollector:
 
     def __init__(self, *schemas, store: str | None = None, config=None) -> None:
         if not schemas:
-            raise DataJointError("GarbageCollector needs at least one schema")
+            raise DataJointError("At least one schema must be provided to GarbageCollector")
         from .settings import config as global_config
 
         self.schemas = schemas
         self.store = store
         self.config = config if config is not None else global_config
         self.backend = get_store_backend(store, config=self.config)
-        resolved = external._store(store)
-        self._store = resolved
-        self._hash_prefix = external._hash_section(resolved)
-        self._schema_prefix = external._schema_section(resolved)
+        get_spec = getattr(self.config, "get_store_spec", None)
+        spec = get_spec(store) if get_spec is not None else dict(external._store(store).spec)
+        self._hash_prefix = str(spec.get("hash_prefix", external.HASH_PREFIX) or "").strip("/")
+        self._schema_prefix = str(spec.get("schema_prefix", external.SCHEMA_PREFIX) or "").strip("/")
         self._scan_errors: list[str] = []
+
+    @property
+    def _store(self):
+        return external._store(self.store)
 
     # ------------------------------------------------------------------ references
 
@@ -198,7 +202,7 @@ class GarbageCollector:
         hash_deleted = schema_deleted = freed = errors = 0
         if not dry_run:
             if self._scan_errors:
-                raise DataJointError(f"gc: refusing to delete: {len(self._scan_errors)} scan error(s), so live objects "
+                raise DataJointError(f"Refusing to delete: {len(self._scan_errors)} scan error(s) (gc), so live objects "
                                      f"could look orphaned: {self._scan_errors[:5]}")
             for path in hash_orphans:
                 try:

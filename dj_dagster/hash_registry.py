@@ -48,15 +48,14 @@ def get_store_subfolding(store_name: str | None = None, config=None) -> tuple[in
     return tuple(int(n) for n in folds) if folds else None
 
 
-def put_hash(value: bytes, *, schema_name: str, store_name: str | None = None, config=None,
-             table: str | None = None) -> dict[str, Any]:
+def put_hash(value: bytes, *, schema_name: str, store_name: str | None = None, config=None) -> dict[str, Any]:
     """Store ``value`` (bytes) content-addressed for ``schema_name``; returns the metadata
     kept in the column: ``hash``, ``path``, ``schema``, ``store``, ``size``. An object
-    already present is not written again. ``table`` only names the table in errors."""
+    already present is not written again."""
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise DataJointError(f"<hash> stores bytes, got {type(value).__name__}")
     if external.batching():
-        return external.put_content(schema_name, store_name, value, table=table)
+        return external.put_content(schema_name, store_name, value)
     data = bytes(value)
     store = external._store(store_name)
     content_hash = compute_hash(data)

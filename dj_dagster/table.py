@@ -251,6 +251,14 @@ class Table(QueryExpression, metaclass=TableMeta):
     def insert1(self, row: Any, **kwargs) -> None:
         self.insert([row], **kwargs)
 
+    @property
+    def staged_insert1(self):
+        """A context manager staging one row whose ``<object@>`` content is written
+        straight into its store (see :mod:`dj_dagster.staged_insert`)."""
+        from .staged_insert import staged_insert1
+
+        return staged_insert1(self)
+
     def _insert_from_query(self, query: QueryExpression, replace, skip_duplicates, ignore_extra_fields):
         names = [n for n in query.heading.names if n in self.heading.attributes]
         extra = [n for n in query.heading.names if n not in self.heading.attributes]

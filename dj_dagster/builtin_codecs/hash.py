@@ -29,8 +29,7 @@ class HashCodec(Codec):
         from .. import hash_registry
 
         return hash_registry.put_hash(value, schema_name=schema_of(key, context), store_name=store_name,
-                                      config=config_of(key, context), table=(context or key or {}).get(
-                                          "table" if context else "_table"))
+                                      config=config_of(key, context))
 
     def decode(self, stored: Any, *, key: dict | None = None, context: dict | None = None) -> bytes:
         from .. import hash_registry
