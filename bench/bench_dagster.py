@@ -12,6 +12,71 @@ SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+ONE_SCHEMA_ENV = "BENCH_DG_ONE_SCHEMA"
+_ONE_TABLES: dict = {}
+_ONE_JOBS: dict = {}
+NOOP_PARTITIONS = "noop_one"
+
+
+def _one_partition_job(executor: str):
+    """The populate job of a two-table pipeline in schema $BENCH_DG_ONE_SCHEMA; at module
+    level so that Dagster rebuilds it in the processes it starts."""
+    import dagster as dg
+
+    import dj_dagster as dj
+    from dj_dagster.orchestration import build_definitions
+
+    if not _ONE_TABLES:
+        schema = dj.Schema(os.environ[ONE_SCHEMA_ENV], connection=dj.conn(URL))
+
+        @schema
+        class Session(dj.Manual):
+            definition = """
+            session : int32
+            """
+
+        @schema
+        class Result(dj.Computed):
+            definition = """
+            -> Session
+            ---
+            y : float64
+            """
+
+            def make(self, key):
+                self.insert1({**key, "y": 1.0})
+
+        if not len(Session()):
+            Session.insert1((0,))
+        _ONE_TABLES.update(schema=schema, Result=Result)
+    if executor in _ONE_JOBS:
+        return _ONE_JOBS[executor]
+    executor_def = dg.in_process_executor if executor == "in_process" else dg.multiprocess_executor
+    defs = build_definitions(_ONE_TABLES["schema"], name=f"one_{executor}", executor=executor_def)
+    job = next(j for j in defs.get_repository_def().get_all_jobs() if j.name.endswith("_partitions"))
+    _ONE_JOBS[executor] = job, defs
+    return _ONE_JOBS[executor]
+
+
+def _one_in_process():
+    return _one_partition_job("in_process")[0]
+
+
+def _one_multiprocess():
+    return _one_partition_job("multiprocess")[0]
+
+
+def _noop_job():
+    import dagster as dg
+
+    @dg.asset(name="noop_one", partitions_def=dg.DynamicPartitionsDefinition(name=NOOP_PARTITIONS))
+    def noop_one():
+        return dg.MaterializeResult(metadata={"dagster/row_count": 1})
+
+    return dg.Definitions(assets=[noop_one], jobs=[dg.define_asset_job("noop_one_job", [noop_one])],
+                          executor=dg.in_process_executor).resolve_job_def("noop_one_job")
+
+
 class DagsterSuite:
     def __init__(self):
         import dj_dagster as dj
@@ -27,7 +92,49 @@ class DagsterSuite:
         return s
 
     def cases(self) -> list[Case]:
-        return [*self._backfill_cases(), self._definitions_case(), self._sensor_case()]
+        return [*self._backfill_cases(), *self._one_partition_cases(), self._definitions_case(),
+                self._sensor_case()]
+
+    def _one_partition_cases(self) -> list[Case]:
+        """The fixed cost of one run of one partition, as the daemon launches it
+        (``execute_job`` on an on-disk instance, checks included): our populate job with its
+        default in-process executor, and with the multiprocess executor, against the same
+        run of a no-op asset."""
+        import tempfile
+
+        import dagster as dg
+
+        schema = self._schema("djbench_one")
+        os.environ[ONE_SCHEMA_ENV] = schema.database
+        _one_partition_job("in_process")  # declares the tables
+        home = tempfile.mkdtemp(prefix="djbench-dagster-")
+        state = {}
+
+        def prepare():
+            state["instance"] = dg.DagsterInstance.local_temp(home)
+            for executor in ("in_process", "multiprocess"):
+                job = _one_partition_job(executor)[0]
+                state["instance"].add_dynamic_partitions(job.partitions_def.name, ["session=0"])
+            state["instance"].add_dynamic_partitions(NOOP_PARTITIONS, ["session=0"])
+
+        def reset():
+            _ONE_TABLES["Result"]().delete_quick()
+            _ONE_TABLES["Result"]().jobs.delete()
+
+        def run(target):
+            def call():
+                result = dg.execute_job(dg.reconstructable(target), instance=state["instance"],
+                                        tags={"dagster/partition": "session=0"})
+                assert result.success, [str(e.event_specific_data)[:800] for e in result.all_events if e.is_failure]
+                return 1
+            return call
+
+        common = dict(prepare=prepare, setup=reset, repeats=3, units=(1, "runs"),
+                      peer=run(_noop_job), peer_name="the same run of a no-op asset")
+        return [
+            Case(name="one-partition run, in-process executor (default)", ours=run(_one_in_process), **common),
+            Case(name="one-partition run, multiprocess executor", ours=run(_one_multiprocess), **common),
+        ]
 
     def _backfill_cases(self) -> list[Case]:
         import dagster as dg
