@@ -1,7 +1,8 @@
 """End to end: a real `dagster dev` (webserver + daemon) on a free port with a
 temporary DAGSTER_HOME, the fractal pipeline on an embedded SQLite file. Rows inserted
 into the Manual table become partitions and sensor-triggered runs compute the rest; a
-backfill launched through GraphQL finishes; a deleted root row removes its partition;
+backfill launched through GraphQL finishes; deleted computed rows are recomputed, with at
+most one run per partition at a time; a deleted root row removes its partition;
 headless Chromium shows every table on the asset graph page."""
 
 from __future__ import annotations
@@ -72,6 +73,24 @@ def test_dagster_dev_end_to_end(dev_server, tmp_path):
     status = wait_until(lambda: (s := instance.get_backfill(backfill_id).status.value) in finished and s, 300,
                         interval=2, what="backfill to finish")
     assert status == "COMPLETED_SUCCESS"
+
+    # deleting computed rows: the sensor sees the missing work and a run computes it again
+    before = instance.get_latest_materialization_event(denoised_key).timestamp
+    (fractal.Denoised & {"spec_id": 1}).delete(safemode=False)
+    assert len(fractal.Denoised()) == 4
+    wait_until(lambda: len(fractal.Denoised()) == 8, 300, what="deleted rows to be recomputed")
+    wait_until(lambda: instance.get_latest_materialization_event(denoised_key).timestamp > before, 120,
+               what="a new materialization of the recomputed partition")
+
+    # at most one run per partition at any time
+    records = [r for r in instance.get_run_records() if r.dagster_run.tags.get("dj/trigger") == "sensor"]
+    by_partition: dict[str, list] = {}
+    for r in records:
+        by_partition.setdefault(r.dagster_run.tags.get("dagster/partition"), []).append(r)
+    for partition, runs in by_partition.items():
+        spans = sorted((r.create_timestamp.timestamp(), r.end_time or float("inf")) for r in runs)
+        overlapping = [(a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+        assert not overlapping, f"overlapping runs for partition {partition}: {overlapping}"
 
     # deleting a root row cascades in the database and removes the partition in Dagster
     (fractal.JuliaSpec & {"spec_id": 2}).delete(safemode=False)

@@ -110,7 +110,24 @@ def in_flight(instance, partition_order: list[str], partitioned_keys: set, globa
         start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
         if start in position and end in position:
             partitions.update(partition_order[position[start]:position[end] + 1])
+    partitions |= _backfill_partitions(instance, partitioned_keys)
     return partitions, global_busy
+
+
+def _backfill_partitions(instance, partitioned_keys: set) -> set[str]:
+    """Partitions of our assets targeted by backfills still in progress: their runs may
+    not exist yet, and the backfill will compute them."""
+    from dagster._core.execution.backfill import BulkActionStatus  # not re-exported by dagster
+
+    found: set[str] = set()
+    for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
+        data = backfill.asset_backfill_data
+        if data is not None:
+            found.update(p.partition_key for p in data.target_subset.iterate_asset_partitions()
+                         if p.asset_key in partitioned_keys and p.partition_key is not None)
+        elif backfill.partition_names and set(backfill.asset_selection or ()) & partitioned_keys:
+            found.update(backfill.partition_names)
+    return found
 
 
 def build_sensor(plan: PipelinePlan, partitions_def, key_of, partitioned_job, global_job, name: str,
