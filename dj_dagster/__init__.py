@@ -17,6 +17,7 @@ from .builtin_codecs import NpyRef, SchemaCodec
 from .objectref import ObjectRef
 from .blob import MatCell, MatStruct
 from .storage_adapter import StorageAdapter, get_storage_adapter
+from .spark import SparkAdapter
 from . import errors
 from .errors import ThreadSafetyError
 from .instance import Instance
@@ -53,6 +54,6 @@ __all__ = [
     "QueryExpression", "U", "Schema", "VirtualModule", "list_schemas", "virtual_schema", "config",
     "Computed", "Imported", "Lookup", "Manual", "Part", "Codec", "Diagram", "schema", "gc",
     "get_codec", "list_codecs", "SchemaCodec", "ObjectRef", "NpyRef", "MatCell", "MatStruct", "StorageAdapter",
-    "get_storage_adapter",
+    "get_storage_adapter", "SparkAdapter",
     "errors", "ThreadSafetyError", "Instance", "logger", "Table", "AutoPopulate", "cli", "__version__",
 ]

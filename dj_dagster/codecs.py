@@ -335,3 +335,28 @@ def storage_type(attr_type) -> str | None:
     except DataJointError:
         return None
     return final
+
+
+def stored_spec(spec):
+    """The :class:`~dj_dagster.types.TypeSpec` of the column that holds a codec-typed
+    attribute (``<blob>`` -> ``bytes``, ``<blob@>`` -> ``json``, a user codec whose
+    ``get_dtype`` says ``varchar(64)`` -> ``varchar(64)``). Other types, and codecs not
+    known here, are returned unchanged."""
+    if not spec.is_codec:
+        return spec
+    final = storage_type(spec)
+    if final is None:
+        return spec
+    return _parsed_core(final) or spec
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_core(text: str):
+    from .errors import DeclarationError
+    from .types import parse_type
+
+    try:
+        parsed = parse_type(text)
+    except DeclarationError:
+        return None
+    return None if parsed.is_codec else parsed

@@ -140,6 +140,9 @@ class Adapter(AlterMixin):
 
     # --- types ----------------------------------------------------------------
     def sql_type(self, spec: TypeSpec, table: str = "", attr: str = "") -> sa.types.TypeEngine:
+        from ..codecs import stored_spec
+
+        spec = stored_spec(spec)  # a codec type: the core type its codec chain stores
         n, a = spec.name, spec.args
         if spec.is_codec:
             return sa.JSON(none_as_null=True) if spec.external else self.bytes_type()

@@ -66,6 +66,9 @@ class MySQLAdapter(Adapter):
         return [r[0] for r in rows]
 
     def sql_type(self, spec, table="", attr=""):
+        from ..codecs import stored_spec
+
+        spec = stored_spec(spec)
         unsigned = {"uint8": mysql.TINYINT(unsigned=True), "uint16": mysql.SMALLINT(unsigned=True),
                     "uint32": mysql.INTEGER(unsigned=True), "uint64": mysql.BIGINT(unsigned=True),
                     "int8": mysql.TINYINT(), "float32": mysql.FLOAT(asdecimal=False),

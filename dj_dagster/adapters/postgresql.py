@@ -118,6 +118,9 @@ class PostgreSQLAdapter(Adapter):
         return [r[0] for r in rows]
 
     def sql_type(self, spec, table="", attr=""):
+        from ..codecs import stored_spec
+
+        spec = stored_spec(spec)
         if not spec.is_codec and spec.name == "json":
             return pg.JSONB(none_as_null=True)
         if spec.is_codec and spec.external:

@@ -95,6 +95,9 @@ class SQLiteAdapter(Adapter):
         return [r[0][len(schema) + 1 :] for r in rows]
 
     def sql_type(self, spec, table: str = "", attr: str = ""):
+        from ..codecs import stored_spec
+
+        spec = stored_spec(spec)
         if spec.name in INT_TYPES and not spec.is_codec:
             # SQLite integers are 64-bit; INTEGER keeps rowid semantics. uint64 too: a NUMERIC
             # column would bind through a float (exact only to 2**53); values above 2**63-1
