@@ -278,6 +278,7 @@ class Store:
             location = location[len("file://"):]
         self.location = str(Path(location).expanduser().absolute())
         self.root = self.location
+        self._real_root = os.path.realpath(self.location)  # the store may itself be reached by a link
         self.fsync = bool(spec.get("fsync", False))
         self.fs = fsspec.filesystem("file")
 
@@ -433,7 +434,12 @@ class Store:
 
     def _abs(self, rel: str) -> str:
         if self.protocol == "file":
-            return os.path.join(self.root, *rel.split("/"))
+            target = os.path.join(self.root, *rel.split("/"))
+            real = os.path.realpath(target)
+            if not real.startswith(self._real_root + os.sep):  # a symbolic link inside leads out
+                raise StoreError(f"store {self.name!r}: {rel!r} leads outside the store's folder "
+                                 "through a symbolic link; links out of a store are not followed")
+            return target
         return f"{self.root}/{rel}" if self.root else rel
 
     def full_path(self, path: str) -> str:

@@ -234,10 +234,11 @@ def test_hostile_bytes_in_a_blob_column(schema, backend):
 
     Holder.insert1({"id": 1, "value": np.arange(3.0)})
     table = Holder()
-    name = table.full_table_name
     hostile = b"ZL123\0" + u64(8 * 1024**3) + b"\x78\x9c\x03\x00\x00\x00"
     conn = table.connection
     mark = "?" if backend == "sqlite" else "%s"
-    conn.query(f"UPDATE {name} SET value = {mark} WHERE id = 1", args=(hostile,))
+    with conn.transaction() as tx:  # the raw bytes, past the codec
+        name = conn.adapter._qualified(tx, table.database, table.table_name)
+        tx.exec_driver_sql(f"UPDATE {name} SET value = {mark} WHERE id = 1", (hostile,))
     with pytest.raises(BlobFormatError):
         (Holder & {"id": 1}).fetch1("value")
