@@ -87,9 +87,30 @@ class AutoPopulate:
 
     @property
     def jobs(self):
-        from .jobs import Jobs
+        """The job queue of this table (``~~name``), a table of its own (see Jobs)."""
+        from .jobs import jobs_class
 
-        return Jobs(self)
+        return jobs_class(type(self))()
+
+    _upstream = None  # the trace of the running make's key, built on first use
+    _upstream_key = None  # the running make's key; None outside make()
+
+    @property
+    def upstream(self):
+        """Inside ``make(key)``: a Diagram of this table's ancestors, each restricted to
+        the rows ``key`` comes from (``Diagram.trace(self & key)``); ``self.upstream[T]``
+        is ancestor ``T`` (a class, table or full name) so restricted. Built on first
+        use and kept for the make (its three parts share it). Outside make() it raises
+        DataJointError."""
+        key = self._upstream_key
+        if key is None:
+            raise DataJointError(f"{self.full_table_name}: self.upstream is only available inside make(); "
+                                 "elsewhere trace explicitly: dj.Diagram.trace(table & key)")
+        if self._upstream is None:
+            from .diagram import Diagram
+
+            self._upstream = Diagram.trace(self & key)
+        return self._upstream
 
     # --- computing ----------------------------------------------------------------
     def make(self, key: dict) -> None:
@@ -109,14 +130,34 @@ class AutoPopulate:
                  reserve_jobs: bool = False, max_calls: int | None = None, display_progress: bool = False,
                  processes: int = 1, make_kwargs: dict | None = None, priority: int | None = None,
                  order: str = "original", refresh: bool | None = None) -> dict:
-        """Compute missing keys; returns ``{'success_count': n, 'error_list': [(key, error)]}``."""
+        """Compute missing keys of ``key_source & restrictions``; returns
+        ``{'success_count': n, 'error_list': [(key, error)]}``.
+
+        With ``reserve_jobs=True`` the work is shared with other workers through the
+        jobs table: it is refreshed first (``refresh``, default
+        ``config.jobs.auto_refresh``; new jobs at ``priority``), then only pending jobs
+        are computed, of ``priority`` or more urgent when given; a failed make is
+        recorded as an error job, and SIGTERM stops the populate as SystemExit."""
+        from .settings import config
+
         if self._connection.in_transaction:
             raise DataJointError("populate() cannot run inside a transaction")
+        if reserve_jobs:
+            with _SigtermAsExit():
+                return self._populate(restrictions, suppress_errors, True, max_calls, display_progress,
+                                      processes, make_kwargs, priority, order,
+                                      config.jobs.auto_refresh if refresh is None else refresh)
+        return self._populate(restrictions, suppress_errors, False, max_calls, display_progress, processes,
+                              make_kwargs, priority, order, False)
+
+    def _populate(self, restrictions, suppress_errors, reserve_jobs, max_calls, display_progress, processes,
+                  make_kwargs, priority, order, refresh) -> dict:
         jobs = self.jobs if reserve_jobs else None
         version = self.code_version
         if jobs is not None:
-            jobs.refresh(*restrictions, priority=5 if priority is None else priority, version=version)
-            keys = jobs.pending_keys()
+            if refresh:
+                jobs.refresh(*restrictions, priority=priority, version=version)
+            keys = jobs.pending_keys(priority=priority)
             if restrictions:
                 allowed = {tuple(sorted(k.items())) for k in self._todo(restrictions).keys()}
                 keys = [k for k in keys if tuple(sorted(k.items())) in allowed]
@@ -165,13 +206,13 @@ class AutoPopulate:
                     start = time.perf_counter()
                     try:
                         done = retrying(lambda: self._make_one(key, run, start))
-                    except (KeyboardInterrupt, SystemExit):
-                        if jobs is not None:
-                            jobs.release(key)  # so that refresh() in this process can return it
+                    except (KeyboardInterrupt, SystemExit) as exc:
+                        if jobs is not None:  # recorded as datajoint does; never suppressed
+                            jobs.record_failure(key, exc, time.perf_counter() - start, claimed=claim)
                         raise
                     except Exception as exc:
                         if jobs is not None:
-                            jobs.error(key, exc, time.perf_counter() - start, claimed=claim)
+                            jobs.record_failure(key, exc, time.perf_counter() - start, claimed=claim)
                         if not suppress_errors:
                             raise
                         errors.append((key, exc))
@@ -200,13 +241,14 @@ class AutoPopulate:
         conn = self._connection
         token = _inside_make.set(_inside_make.get() | run.tables)
         stamp_token = _make_stamp.set(stamp)
+        self._upstream_key, self._upstream = key, None
         try:
             if run.kind == "generator":
                 return self._make_generator(key, make_kwargs, finish, jobs, version)
-            if run.kind == "three":
-                fetched = self.make_fetch(key)
-                computed = self.make_compute(key, *_as_tuple(fetched), **make_kwargs)
-                return self._insert_if_unchanged(key, fetched, lambda: self.make_fetch(key),
+            if run.kind == "three":  # make_kwargs go to make_fetch, as in datajoint
+                fetched = self.make_fetch(key, **make_kwargs)
+                computed = self.make_compute(key, *_as_tuple(fetched))
+                return self._insert_if_unchanged(key, fetched, lambda: self.make_fetch(key, **make_kwargs),
                                                  lambda: self.make_insert(key, *_as_tuple(computed)),
                                                  finish, jobs, version, during="make_compute")
             try:
@@ -225,6 +267,7 @@ class AutoPopulate:
                 raise
             return True
         finally:
+            self._upstream_key = self._upstream = None
             _make_stamp.reset(stamp_token)
             _inside_make.reset(token)
 

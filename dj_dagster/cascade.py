@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import sys
 
+import networkx as nx
 import sqlalchemy as sa
 from sqlalchemy.sql import visitors
 
 from . import catalog, naming
 from .errors import DataJointError, IntegrityError
-from .jobs import jobs_table_name
+from .jobs import forget_jobs_class, jobs_table_name
 from .settings import config
 
 log = logging.getLogger(__name__)
@@ -35,25 +36,190 @@ def confirm(question: str) -> bool:
             return answer == "yes"
 
 
-def restricted_descendants(table) -> dict[str, object]:
-    """``full name -> restricted table`` for the table and all its descendants."""
+PART_INTEGRITY = ("enforce", "ignore", "cascade")
+# a restriction nests one subquery per level of the cascade; every this many levels the
+# keys are read instead, so that a cascade of any depth stays within the SQL parsers'
+# nesting limits (SQLite's overflows its parser stack at about ten levels)
+MATERIALIZE_EVERY = 4
+MATERIALIZE_MAX_VALUES = 20_000  # bound values of one materialized level (SQLite allows 32766)
+
+
+def check_part_integrity(part_integrity: str, allowed: tuple = PART_INTEGRITY) -> None:
+    """``part_integrity`` must be one of ``allowed`` (a ValueError, as in datajoint)."""
+    if part_integrity not in allowed:
+        raise ValueError(f"part_integrity must be {', '.join(repr(a) for a in allowed[:-1])} or {allowed[-1]!r}, "
+                         f"got {part_integrity!r}")
+
+
+def master_name(full_name: str) -> str | None:
+    """The full name of a part table's master, or None."""
+    schema, table = catalog.split_name(full_name)
+    master = naming.master_of(table)
+    return None if master is None else f"{schema}.{master}"
+
+
+class CascadePlan:
+    """The rows a cascade reaches: for each table, the restrictions (combined with OR)
+    that select them, seeds first, then descendants parents before children. A table's
+    restrictions are its own restricted table objects, so each one is deleted with one
+    DELETE ... WHERE."""
+
+    def __init__(self, connection, restricted: dict[str, list]):
+        self.connection = connection
+        self.restricted = restricted  # full name -> [restricted table], in topological order
+
+    def names(self) -> list[str]:
+        return list(self.restricted)
+
+    def table(self, name: str):
+        """The table ``name`` restricted to the reached rows (one query expression)."""
+        exprs = self.restricted[name]
+        if len(exprs) == 1:
+            return exprs[0]
+        return self.connection_table(name) & [e.proj() for e in exprs]
+
+    def connection_table(self, name: str):
+        from .schema import table_object
+
+        return table_object(self.connection, name)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(self.table(name)) for name in self.restricted}
+
+
+def plan_cascade(table, part_integrity: str = "enforce") -> CascadePlan:
+    """The rows deleting ``table`` (a restricted table) reaches: its own and every row
+    that refers to them, through any foreign key (renamed ones included; a NULL
+    reference reaches nothing). With ``part_integrity="cascade"`` a part row reached
+    brings its master's row, and so all the master's parts. Runs queries only to read
+    the keys of deep levels and of lifted masters."""
+    check_part_integrity(part_integrity)
+    conn = table._connection
+    seeds = {table.full_table_name: [_fixed_if_reading_descendants(_seed(table))]}
+    lifted: set[str] = set()
+    while True:
+        restricted = _propagate(conn, seeds)
+        if part_integrity != "cascade":
+            break
+        new = []
+        for name in restricted:  # each part lifts the masters of its reached rows, once
+            master = master_name(name)
+            if master is None or name in lifted or master not in conn.dependencies.graph:
+                continue
+            lifted.add(name)
+            new.append((master, _lift_to_master(conn, CascadePlan(conn, restricted).table(name), name, master)))
+        if not new:
+            break
+        for master, expr in new:
+            seeds.setdefault(master, []).append(expr)
+    return CascadePlan(conn, restricted)
+
+
+def _seed(table):
+    """The seed's restriction; a seed limited by Top (an ORDER BY ... LIMIT, no WHERE)
+    by the keys it selects, so that the cascade starts from those rows only."""
+    from .schema import table_object
+
+    if table._limit is None and not table._order_by and not table._offset:
+        return table
+    keys = table.keys()
+    base = table_object(table._connection, table.full_table_name)._own_alias()
+    return base & keys if keys else base & False
+
+
+def _propagate(conn, seeds: dict[str, list]) -> dict[str, list]:
+    """Seeds and every descendant, each restricted by OR over its restricted parents'
+    keys (and its own seeds)."""
+    from .schema import table_object
+
+    graph = conn.dependencies
+    names = set()
+    for s in seeds:
+        names |= set(graph.descendants(s))
+    restricted: dict[str, list] = {}
+    depth: dict[str, int] = {}
+    for name in graph.topo_sort(names):
+        conds, level = [], 0
+        for parent, data in graph.parents(name):
+            for pexpr in restricted.get(parent, []):
+                renames = {c: p for c, p in data["attr_map"].items() if c != p}
+                conds.append(pexpr.proj(**renames) if renames else pexpr.proj())
+                level = max(level, depth[parent] + 1)
+        exprs = list(seeds.get(name, []))
+        if conds:
+            child = table_object(conn, name)._own_alias() & conds
+            if level >= MATERIALIZE_EVERY:
+                child, level = _materialized(child, level)
+            exprs.append(child)
+        if exprs:
+            restricted[name] = exprs
+            depth[name] = level
+    return restricted
+
+
+def _materialized(expr, level: int):
+    """``expr`` restricted by the keys it selects now (no nested subqueries), unless
+    they are too many to bind."""
+    key = expr.primary_key
+    keys = expr.keys()
+    if len(keys) * len(key) > MATERIALIZE_MAX_VALUES:
+        return expr, level
+    from .schema import table_object
+
+    base = table_object(expr._connection, expr.full_table_name)._own_alias()
+    return (base & keys if keys else base & False), 0
+
+
+def _lift_to_master(conn, part, part_name: str, master: str):
+    """The master's rows of the reached rows of one of its parts, as read now (the part
+    rows are deleted before the master's)."""
+    from .expression import U
+    from .schema import table_object
+
+    graph = conn.dependencies.graph
+    master_table = table_object(conn, master)
+    # follow the foreign keys from the master down to the part: where each master key
+    # attribute is in the part (renamed or not)
+    try:
+        path = nx.shortest_path(graph, master, part_name)
+    except nx.NetworkXNoPath:
+        path = None
+    columns = {a: a for a in master_table.primary_key}
+    if path is not None:
+        for parent, child in zip(path, path[1:]):
+            data = next(iter(graph.get_edge_data(parent, child).values()))
+            back = {p: c for c, p in data["attr_map"].items()}
+            columns = {a: back.get(col, col) for a, col in columns.items()}
+    rows = (U(*columns.values()) & part).to_dicts()
+    keys = [{a: r[c] for a, c in columns.items()} for r in rows]
+    base = master_table._own_alias()
+    return base & keys if keys else base & False
+
+
+def plan_trace(table) -> CascadePlan:
+    """The rows ``table`` (a restricted table) comes from: the table itself and each
+    ancestor restricted to the rows that any reached row refers to, through any foreign
+    key (renamed ones included), parents before children."""
+    from .expression import U
     from .schema import table_object
 
     conn = table._connection
     graph = conn.dependencies
-    order = graph.descendants(table.full_table_name)
-    restricted = {table.full_table_name: table}
-    for name in order[1:]:
+    seed_name = table.full_table_name
+    order = graph.ancestors(seed_name)  # parents first, the seed last
+    restricted: dict[str, list] = {seed_name: [_seed(table)]}
+    for name in reversed(order[:-1] if order and order[-1] == seed_name else order):
+        if name == seed_name:
+            continue
         conds = []
-        for parent, data in graph.parents(name):
-            if parent not in restricted:
-                continue
-            pexpr = restricted[parent]
-            renames = {c: p for c, p in data["attr_map"].items() if c != p}
-            conds.append(pexpr.proj(**renames) if renames else pexpr.proj())
-        child = table_object(conn, name)._own_alias()  # deleted with DELETE ... WHERE <conds>
-        restricted[name] = child & conds if conds else child & False
-    return restricted
+        for child, data in graph.children(name):
+            for cexpr in restricted.get(child, []):
+                attr_map = data["attr_map"]  # child attribute -> parent attribute
+                renames = {p: c for c, p in attr_map.items() if c != p}
+                conds.append(U(*attr_map.values()) & (cexpr.proj(**renames) if renames else cexpr))
+        if conds:
+            restricted[name] = [table_object(conn, name) & conds]
+    return CascadePlan(conn, {n: restricted[n] for n in order if n in restricted})
 
 
 def _fixed_if_reading_descendants(table):
@@ -69,8 +235,11 @@ def _fixed_if_reading_descendants(table):
 
 def cascade_delete(table, safemode: bool | None = None, part_integrity: str = "enforce",
                    dry_run: bool = False) -> int:
-    if part_integrity not in ("enforce", "ignore"):
-        raise DataJointError(f"part_integrity must be 'enforce' or 'ignore', got {part_integrity!r}")
+    """Delete the restricted rows of ``table`` and every row that depends on them, leaves
+    first, in one transaction (see plan_cascade); returns the number of rows deleted
+    from ``table``. A part row deleted without its master's row is refused with
+    ``part_integrity="enforce"`` (everything rolled back)."""
+    check_part_integrity(part_integrity)
     conn = table._connection
     safemode = config.safemode if safemode is None else safemode
     try:
@@ -83,22 +252,22 @@ def cascade_delete(table, safemode: bool | None = None, part_integrity: str = "e
 
 def _cascade_delete(table, conn, safemode: bool, part_integrity: str, dry_run: bool) -> int:
     with conn.transaction() as tx:
-        restricted = restricted_descendants(_fixed_if_reading_descendants(table))
+        plan = plan_cascade(table, part_integrity)
         if safemode or dry_run:  # a preview needs counts; otherwise DELETE reports them
-            counts = {name: len(expr) for name, expr in restricted.items()}
+            counts = plan.counts()
             if dry_run:
-                _check_parts(counts, restricted, part_integrity)
+                _check_parts(counts, plan.restricted, part_integrity)
                 return counts[table.full_table_name]
             preview = "\n".join(f"  {name}: {n}" for name, n in counts.items() if n)
             print(f"About to delete:\n{preview}")
             if not confirm("Commit deletes?"):
                 raise _Cancelled(f"Delete cancelled: nothing was deleted from {table.full_table_name}")
         deleted = {}
-        for name in reversed(list(restricted)):
-            deleted[name] = tx.execute(restricted[name]._delete_statement()).rowcount
+        for name in reversed(plan.names()):
+            deleted[name] = sum(tx.execute(e._delete_statement()).rowcount for e in plan.restricted[name])
             if deleted[name]:
                 log.info("delete %s: %d rows", name, deleted[name])
-        _check_parts(deleted, restricted, part_integrity)  # raising rolls everything back
+        _check_parts(deleted, plan.restricted, part_integrity)  # raising rolls everything back
     return deleted[table.full_table_name]
 
 
@@ -107,14 +276,12 @@ def _check_parts(counts: dict[str, int], restricted: dict, part_integrity: str) 
     if part_integrity != "enforce":
         return
     for name, n in counts.items():
-        schema, table = catalog.split_name(name)
-        master = naming.master_of(table)
+        master = master_name(name)
         if n and master:
-            master_full = f"{schema}.{master}"
-            if master_full not in restricted or counts.get(master_full, 0) == 0:
+            if master not in restricted or counts.get(master, 0) == 0:
                 raise IntegrityError(
-                    f"Cannot delete {n} row(s) from part table {name} without deleting from its master "
-                    f"{master_full}; delete from the master, or pass part_integrity='ignore'")
+                    f"Cannot delete {n} row(s) from part table {name} before its master {master}: delete "
+                    "from the master, or pass part_integrity='cascade' (delete the masters too) or 'ignore'")
 
 
 class _Cancelled(DataJointError):
@@ -131,17 +298,27 @@ def drop_tables(connection, names: list[str]) -> None:
             for sql_name in (jobs_table_name(table), table):  # its jobs table, then the table
                 tx.execute(sa.text(f"DROP TABLE IF EXISTS {adapter._qualified(tx, schema, sql_name)}"))
                 adapter.drop_comments(tx, schema, sql_name)
+            forget_jobs_class(connection, f"{schema}.{jobs_table_name(table)}")
             catalog.forget_lineage(tx, adapter, schema, table)
             connection.tables.pop(name, None)
             connection.__dict__.get("classes", {}).pop(name, None)
     connection.invalidate()
 
 
-def drop_with_descendants(table, safemode: bool | None = None) -> None:
+def drop_with_descendants(table, safemode: bool | None = None, part_integrity: str = "enforce") -> None:
+    """Drop the table and every table below it. A part table goes only with its master
+    (``part_integrity="enforce"``; ``"ignore"`` drops it alone)."""
+    check_part_integrity(part_integrity, ("enforce", "ignore"))
     if table._where:
         raise DataJointError("drop() applies to a whole table, not a restriction; use delete()")
     conn = table._connection
     names = conn.dependencies.descendants(table.full_table_name)
+    if part_integrity == "enforce":
+        for name in names:
+            master = master_name(name)
+            if master is not None and master not in names:
+                raise DataJointError(f"Cannot drop part table {name} before its master {master}: drop the "
+                                     "master, or pass part_integrity='ignore'")
     safemode = config.safemode if safemode is None else safemode
     if safemode:
         print("About to drop:\n" + "\n".join(f"  {n}" for n in names))

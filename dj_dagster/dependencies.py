@@ -5,12 +5,48 @@ attribute map, so a child with two renamed references to one parent has two edge
 
 from __future__ import annotations
 
-import networkx as nx
+import re
 
+import networkx as nx
 import sqlalchemy as sa
 
 from . import catalog
 from .errors import MissingTableError
+
+
+_PART = re.compile(r'^(?P<q>[`"]?)(?P<schema>[^`".]+)(?P=q)\.(?P=q)(?P<master>[_#]*[^_`"#][^`"]*?)__[^`"]+(?P=q)$')
+
+
+def extract_master(part_table: str) -> str | None:
+    """The full name of a part table's master (``schema.master__part`` ->
+    ``schema.master``; quoted names stay quoted), or None for other tables."""
+    m = _PART.match(part_table)
+    if m is None:
+        return None
+    q = m["q"]
+    return f"{q}{m['schema']}{q}.{q}{m['master']}{q}"
+
+
+def topo_sort(graph: nx.DiGraph) -> list[str]:
+    """The nodes of a dependency graph, parents before children, each part table right
+    after its master (its master is placed after every other parent of its parts)."""
+    g = nx.MultiDiGraph(graph)
+    for part in list(g):
+        master = extract_master(part)
+        if master in g:
+            for parent, _ in list(g.in_edges(part)):
+                if master not in (parent, extract_master(parent)):
+                    g.add_edge(parent, master)
+    order = [n for n in nx.lexicographical_topological_sort(g) if extract_master(n) not in g]
+    parts: dict[str, list[str]] = {}
+    for n in nx.lexicographical_topological_sort(g):
+        if extract_master(n) in g:
+            parts.setdefault(extract_master(n), []).append(n)
+
+    def with_parts(n):
+        return [n] + [p for part in parts.get(n, []) for p in with_parts(part)]
+
+    return [x for n in order for x in with_parts(n)]
 
 
 class Dependencies:
@@ -20,6 +56,23 @@ class Dependencies:
 
     def clear(self) -> None:
         self._graph = None
+
+    def load(self, force: bool = True, schema_names=None) -> None:
+        """Read the foreign keys of every schema now (again, unless ``force`` is False
+        and they were read); the graph always spans all schemas, so ``schema_names`` is
+        accepted for datajoint's signature and changes nothing."""
+        if force or self._graph is None:
+            self._graph = self._build()
+
+    def load_all_downstream(self) -> None:
+        """Make sure the graph covers every schema referring to the loaded ones (it
+        spans all schemas: read once)."""
+        self.load(force=False)
+
+    def load_all_upstream(self) -> None:
+        """Make sure the graph covers every schema the loaded ones refer to (it spans
+        all schemas: read once)."""
+        self.load(force=False)
 
     @property
     def graph(self) -> nx.MultiDiGraph:
@@ -73,8 +126,12 @@ class Dependencies:
         nodes = nx.ancestors(g, name) | {name}
         return list(nx.lexicographical_topological_sort(g.subgraph(nodes)))
 
-    def topo_sort(self, names) -> list[str]:
-        names = set(names)
+    def topo_sort(self, names=None) -> list[str]:
+        """``names`` (default: every table) parents before children, parts right after
+        their masters; names unknown to the graph last."""
         g = self.graph
-        known = [n for n in nx.lexicographical_topological_sort(g) if n in names]
+        if names is None:
+            return topo_sort(g)
+        names = set(names)
+        known = [n for n in topo_sort(g) if n in names]
         return known + sorted(names - set(known))

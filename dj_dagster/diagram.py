@@ -81,6 +81,11 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
+# datajoint's flag for "diagrams can be drawn": always, here (the built-in SVG layout
+# needs no Graphviz)
+diagram_active = True
+
+
 # --------------------------------------------------------------------------- sources
 def _dependency_graph(connection, attempts: int = 3) -> nx.MultiDiGraph:
     """``connection.dependencies.graph``, rebuilt when a table vanished while it was being
@@ -223,6 +228,72 @@ class Diagram:
         self.show_parts = show_parts
         self.direction = _check_direction(direction or _config_direction())
 
+    _plan = None  # a cascade or trace: the restricted table of each node (cascade.CascadePlan)
+    _mode = None  # "cascade" or "trace"
+
+    @classmethod
+    def cascade(cls, table_expr, part_integrity: str = "enforce") -> "Diagram":
+        """The tables and rows deleting ``table_expr`` (a restricted table or its class)
+        would reach: the table and every descendant with rows referring to the deleted
+        ones (OR over all foreign-key paths). ``part_integrity="cascade"`` adds the
+        masters of reached part rows, and their parts. ``counts()`` previews the rows,
+        iteration yields the restricted tables (parents first)."""
+        from .cascade import plan_cascade
+
+        table_expr = table_expr() if isinstance(table_expr, type) else table_expr
+        return cls._of_plan(table_expr, plan_cascade(table_expr, part_integrity), "cascade")
+
+    @classmethod
+    def trace(cls, table_expr) -> "Diagram":
+        """The rows ``table_expr`` (a restricted table or its class) comes from: the
+        table and each ancestor restricted to the rows reached rows refer to (OR over
+        all foreign-key paths). ``diagram[T]`` is ancestor ``T`` (class, table, full
+        name or class name) so restricted; ``counts()`` gives the rows per table."""
+        from .cascade import plan_trace
+
+        table_expr = table_expr() if isinstance(table_expr, type) else table_expr
+        return cls._of_plan(table_expr, plan_trace(table_expr), "trace")
+
+    @classmethod
+    def _of_plan(cls, table_expr, plan, mode: str) -> "Diagram":
+        result = cls(type(table_expr))
+        graph = table_expr._connection.dependencies.graph
+        result._graph = nx.MultiDiGraph(graph.subgraph(plan.names()))
+        result.nodes_to_show = set(plan.names())
+        result._plan, result._mode = plan, mode
+        return result
+
+    def counts(self) -> dict[str, int]:
+        """The number of rows of each table of a cascade or trace (no data changes)."""
+        if self._plan is None:
+            raise DataJointError("counts() needs restrictions: use Diagram.cascade(table_expr) or "
+                                 "Diagram.trace(table_expr)")
+        return self._plan.counts()
+
+    def __getitem__(self, key):
+        """In a trace: the table ``key`` (a class, a table, a full name or a class name)
+        restricted to the traced rows; DataJointError for a table not in the trace."""
+        if self._mode != "trace":
+            raise DataJointError("diagram[table] is defined for Diagram.trace(...) only")
+        names = self._plan.names()
+        if isinstance(key, str):
+            name = key
+            if name not in names:
+                tail = naming.to_snake(key) if key[:1].isupper() and key.isalnum() else key
+                found = [n for n in names if catalog.split_name(n)[1].lstrip("_#") == tail]
+                if len(found) > 1:
+                    raise DataJointError(f"{key!r} names several tables of this trace: {found}; use a full name")
+                name = found[0] if found else key
+        else:
+            name = key.full_table_name
+        if name not in names:
+            raise DataJointError(f"Table {name} is not in this trace: it is not an ancestor of the traced table")
+        if isinstance(key, str):  # no class at hand: a FreeTable
+            from .table import FreeTable
+
+            return FreeTable(self._connection, name) & self._plan.table(name).proj()
+        return self._plan.table(name)
+
     @classmethod
     def from_sequence(cls, sequence: Iterable) -> "Diagram":
         """``Diagram(a) + Diagram(b) + ...``"""
@@ -327,7 +398,7 @@ class Diagram:
         from .schema import table_object
 
         for name in self.topo_sort():
-            yield table_object(self._connection, name)
+            yield self._plan.table(name) if self._plan is not None else table_object(self._connection, name)
 
     def _labels(self, nodes: Iterable[str]) -> dict[str, str]:
         by_context = _context_names(self.context)

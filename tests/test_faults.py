@@ -156,7 +156,7 @@ def test_load_workers_dagster_and_cascading_deletes(fault_env, spawn, monkeypatc
     values = {int(r["root_id"]): r["b"] for r in p.Final.to_dicts()}
     assert all(values[r] == 2 * (r + 1) for r in roots - lost)
     for table in (p.Stage, p.Final):
-        assert table().jobs.reserved == [], f"{table.__name__}: jobs left reserved"
+        assert len(table().jobs.reserved) == 0, f"{table.__name__}: jobs left reserved"
     assert reports["dagster"]["runs"] > 0 and reports["dagster"]["unexplained"] == [], reports["dagster"]
     # a make (in a worker or a Dagster run) may fail only because its root was deleted under
     # it (such error jobs stay: see test_refresh_drops_error_jobs_of_deleted_keys) or
@@ -294,7 +294,7 @@ def test_postgres_restart_during_populate(pg_schema, style, reserve):
     assert second["error_list"] == [] and second["success_count"] == RESTART_KEYS - FAULT_AT
     assert_whole(Result, RESTART_KEYS)
     if reserve:
-        assert Result().jobs.reserved == [] and Result().jobs.errors == []
+        assert len(Result().jobs.reserved) == 0 and len(Result().jobs.errors) == 0
 
 
 @pytest.mark.backends("postgresql")
@@ -430,7 +430,7 @@ def test_dagster_run_workers_share_one_sqlite_file(fault_env, spawn, monkeypatch
     assert made == {(tier, i): 1 for tier in ("stage", "final") for i in range(n)}
     assert len(p.Stage()) == len(p.Final()) == n
     for table in (p.Stage, p.Final):
-        assert table().jobs.errors == [] and table().jobs.reserved == []
+        assert len(table().jobs.errors) == 0 and len(table().jobs.reserved) == 0
 
 
 # --------------------------------------------------------------------------- 5. secrets

@@ -487,7 +487,7 @@ def test_dj_dagster_pipeline_opens_in_datajoint(backend, peer):
     assert canonical(our_rows(ours)) == canonical(done["rows"])
     assert joins(vars(ours)) == done["joins"]
     jobs = ours.Trace().jobs
-    assert jobs.pending == [] and jobs.reserved == [] and len(jobs.errors) == 1
+    assert len(jobs.pending) == 0 and len(jobs.reserved) == 0 and len(jobs.errors) == 1
     virtual = dj.virtual_schema(name, connection=dj.Connection(connection.url))
     check_structure(virtual, name)
     assert canonical(our_rows(virtual)) == canonical(done["rows"])
