@@ -321,7 +321,9 @@ def load(connection, schema: str, table: str) -> TableInfo:
         attrs.append(Attribute(
             name=name, type=spec, in_key=name in pk, nullable=bool(col.get("nullable")) and name not in pk,
             default=_normal_default(default, spec), comment=comment,
-            lineage=lineage.get(name, f"{key}.{name}"), hidden=name.startswith("_")))
+            # lineage as datajoint's: a key attribute originates here, an inherited one in
+            # its parent; a native secondary attribute has none (joins never match on it)
+            lineage=lineage.get(name, f"{key}.{name}" if name in pk else None), hidden=name.startswith("_")))
     index_list = [(bool(i.get("unique")), tuple(i["column_names"])) for i in indexes
                   if i.get("column_names") and not _is_fk_index(i, fk_infos)]
     reflected = {c["name"]: c["type"] for c in columns}

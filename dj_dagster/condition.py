@@ -8,13 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
 from .errors import QueryError
@@ -86,10 +86,10 @@ IMPOSSIBLE = object()  # a value no stored row can equal
 
 
 def _value(attr, value: Any) -> Any:
-    if isinstance(value, np.datetime64):
-        return pd.Timestamp(value)
-    if isinstance(value, np.timedelta64):
-        return pd.Timedelta(value).to_pytimedelta()
+    if isinstance(value, (np.datetime64, np.timedelta64)):
+        import pandas as pd  # loaded where needed: import dj_dagster stays light
+
+        return pd.Timestamp(value) if isinstance(value, np.datetime64) else pd.Timedelta(value).to_pytimedelta()
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -267,7 +267,8 @@ def make_condition(expr: "QueryExpression", cond: Any, semantic_check: bool = Tr
         return TRUE
     if isinstance(cond, QueryExpression):
         return expr._semijoin_clause(cond, semantic_check)
-    if isinstance(cond, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # a DataFrame exists only if the program loaded pandas
+    if pd is not None and isinstance(cond, pd.DataFrame):
         frame = cond.reset_index() if cond.index.names[0] is not None else cond
         return _records(expr, frame.to_dict("records"))
     if isinstance(cond, np.ndarray) and cond.dtype.names:

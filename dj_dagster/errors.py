@@ -115,5 +115,16 @@ def translate_driver_error(exc: BaseException, adapter=None) -> BaseException:
     return QueryError(message)
 
 
+class UnknownFieldError(DataError, UnknownAttributeError, KeyError):
+    """A row (insert, update) naming an attribute the table lacks; a KeyError too, as
+    datajoint raises for it."""
+
+    __str__ = Exception.__str__  # KeyError's would quote the message
+
+
+class MissingValueError(DataError, MissingAttributeError):
+    """A row without a value for an attribute that has no default and is not nullable."""
+
+
 class SemanticJoinError(QueryError):
     """Namesake attributes of different lineage met in a join."""

@@ -18,7 +18,6 @@ from .condition import AndList, Not, Top, make_condition, plain_key
 from .errors import DataJointError, QueryError, SemanticJoinError, UnknownAttributeError
 from .fetch import FetchMixin
 from .heading import Attribute, Heading
-from .sqltext import SQLTextError, referenced_columns, translate
 from .types import parse_type
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -156,6 +155,8 @@ class QueryExpression(FetchMixin):
 
     def _text(self, text: str, kind: str) -> tuple["QueryExpression", Any]:
         """Translate user SQL text; wrap first if it names a non-plain attribute."""
+        from .sqltext import SQLTextError, referenced_columns, translate  # sqlglot loads at first use
+
         try:
             refs = referenced_columns(text)
         except SQLTextError as exc:
@@ -320,6 +321,8 @@ class QueryExpression(FetchMixin):
                 computed[new] = source
         expr = self
         if computed:
+            from .sqltext import referenced_columns
+
             refs = set().union(*[referenced_columns(s) for s in computed.values()])
             plain = expr._plain_columns()
             if expr._complex or any(r in expr._cols and r not in plain for r in refs):
@@ -471,10 +474,8 @@ class QueryExpression(FetchMixin):
         else:
             left = self.join(other, left=True).make_sql(names)
             rest = other - self
-            right = rest.make_sql(list(pk) + second)
-            cols = {n: right.selected_columns[n] for n in list(pk) + second}
-            right = sa.select(*[cols[n] if n in cols else _typed_null(self._cols[n]).label(n) for n in names]) \
-                .select_from(right.subquery(next_alias(self, other, rest)))
+            sub = rest.make_sql(list(pk) + second).subquery(next_alias(self, other, rest))
+            right = sa.select(*[sub.c[n] if n in sub.c else _typed_null(self._cols[n]).label(n) for n in names])
         u = sa.union(left, right).subquery(next_alias(self, other))
         new = self._as_plain()
         new._from = u
@@ -535,6 +536,8 @@ class QueryExpression(FetchMixin):
 
 def _add_computed(named: dict, dialect: str, qualify: dict, cols: dict, attrs: list) -> None:
     """Add attributes defined by (MySQL-dialect) SQL expressions, translated for ``dialect``."""
+    from .sqltext import SQLTextError, translate
+
     for name, text in named.items():
         if not _IDENT.fullmatch(name):
             raise QueryError(f"Invalid attribute name {name!r}: use lower case letters, digits and _")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from .errors import DataJointError, QueryError
 
@@ -103,6 +102,8 @@ class FetchMixin:
 
     def to_pandas(self, order_by=None, limit=None, offset=None, squeeze: bool = False) -> pd.DataFrame:
         """A DataFrame indexed by the primary key (arguments as :meth:`to_dicts`)."""
+        import pandas as pd  # loaded where needed: import dj_dagster stays light
+
         names, chunks = self._fetch_chunks(None, order_by, limit, offset)
         if squeeze:
             chunks = map(_squeezed, chunks)
@@ -299,6 +300,8 @@ def _frame(names: list[str], rows: list, kinds: list | None) -> pd.DataFrame:
     one object array, which holds every boxed value of the chunk alive). ``kinds``: the
     numeric dtype of each stored attribute, or None: numpy then converts the rows in one
     call, unless a NULL in an integer column or a uint64 beyond int64 is in the way."""
+    import pandas as pd
+
     records = _structured(names, rows, kinds) if kinds is not None else None
     if records is not None:
         return pd.DataFrame({n: records[n].copy() for n in names})  # no view keeps the records alive

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+import sys
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -18,15 +19,25 @@ from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
-from .errors import DataError
+from .errors import DataError, DuplicateError, MissingValueError, UnknownFieldError
 
 INT_RANGES = {
     "int8": (-(2**7), 2**7 - 1), "int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1),
     "int64": (-(2**63), 2**63 - 1), "uint8": (0, 2**8 - 1), "uint16": (0, 2**16 - 1),
     "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1),
 }
+
+
+def _pandas():
+    """pandas if the program has loaded it (only then can a value be a pandas one); so
+    importing dj_dagster does not load pandas."""
+    return sys.modules.get("pandas")
+
+
+def _is_frame(rows: Any) -> bool:
+    pd = _pandas()
+    return pd is not None and isinstance(rows, pd.DataFrame)
 
 
 def _to_rows(table, rows: Any) -> list[Mapping]:
@@ -36,9 +47,11 @@ def _to_rows(table, rows: Any) -> list[Mapping]:
         path = os.fspath(rows)
         if not os.path.exists(path):
             raise DataError(f"Cannot insert into {table.full_table_name}: file {path!r} does not exist")
+        import pandas as pd
+
         rows = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     rows = _from_columnar(rows)
-    if isinstance(rows, pd.DataFrame):
+    if _is_frame(rows):
         frame = rows.reset_index() if any(n is not None for n in rows.index.names) else rows
         # column by column to Python values (NaN, NaT and NA are read as NULL later)
         names = list(frame.columns)
@@ -93,20 +106,20 @@ def _from_columnar(rows: Any) -> Any:
     return rows
 
 
-def _fail(table, i: int, attr: str, value: Any, why: str) -> DataError:
+def _fail(table, i: int, attr: str, value: Any, why: str, kind: type = DataError) -> DataError:
     try:
         shown = repr(value)
     except Exception:  # noqa: BLE001 - a hostile __repr__ must not hide the real problem
         shown = f"<{type(value).__name__}>"
     shown = shown if len(shown) < 80 else shown[:77] + "..."
-    err = DataError(f"Cannot insert into {table.full_table_name}: row {i}, attribute {attr!r}, value {shown}: {why}")
+    err = kind(f"Cannot insert into {table.full_table_name}: row {i}, attribute {attr!r}, value {shown}: {why}")
     err.attribute = attr
     return err
 
 
 def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT or v is pd.NA or (
-        isinstance(v, np.floating) and np.isnan(v))
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, np.floating) and np.isnan(v)) or (
+        (pd := _pandas()) is not None and (v is pd.NaT or v is pd.NA))
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -257,7 +270,9 @@ def _coercer(attr) -> Callable[[Any], Any]:
                 return v.date()
             if isinstance(v, dt.date):
                 return v
-            if isinstance(v, (np.datetime64, pd.Timestamp)):
+            if isinstance(v, np.datetime64):  # (a pandas Timestamp is a datetime: handled above)
+                import pandas as pd
+
                 return pd.Timestamp(v).date()
             if isinstance(v, str):
                 try:
@@ -268,9 +283,12 @@ def _coercer(attr) -> Callable[[Any], Any]:
         return to_date
     if name == "datetime":
         def to_datetime(v):
-            if isinstance(v, pd.Timestamp):
+            pd = _pandas()
+            if pd is not None and isinstance(v, pd.Timestamp):
                 v = v.to_pydatetime()
             elif isinstance(v, np.datetime64):
+                import pandas as pd
+
                 v = pd.Timestamp(v).to_pydatetime()
             elif isinstance(v, str):
                 try:
@@ -288,6 +306,8 @@ def _coercer(attr) -> Callable[[Any], Any]:
     if name == "time":
         def to_time(v):
             if isinstance(v, np.timedelta64):
+                import pandas as pd
+
                 v = pd.Timedelta(v).to_pytimedelta()
             if isinstance(v, dt.timedelta):
                 if not dt.timedelta(0) <= v < dt.timedelta(days=1):
@@ -430,12 +450,12 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
     for i, row in enumerate(raw, start):
         if not ignore_extra_fields and not row.keys() <= known_names:
             extra = [n for n in row if n not in known]
-            raise DataError(f"Cannot insert into {table.full_table_name}: row {i} has unknown attribute(s) {extra}"
+            raise UnknownFieldError(f"Cannot insert into {table.full_table_name}: row {i} has unknown attribute(s) {extra}"
                             f"; the table has {heading.names} (pass ignore_extra_fields=True to drop them)")
         if not row and not partial:
             required = [a[0] for a in plan if not (a[2] or a[3] or a[4])]
             if required:
-                raise DataError(f"Cannot insert empty row into {table.full_table_name}: the following attributes "
+                raise MissingValueError(f"Cannot insert empty row into {table.full_table_name}: the following attributes "
                                 f"require values: {required}")
         clean = {}
         for name, in_key, nullable, has_default, hidden, codec, coerce, fast in plan:
@@ -443,9 +463,10 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
                 if partial:
                     continue
                 if in_key and not hidden and not has_default:
-                    raise _fail(table, i, name, None, "primary-key attribute is missing")
+                    raise _fail(table, i, name, None, "primary-key attribute is missing", MissingValueError)
                 if not nullable and not has_default and not hidden:
-                    raise _fail(table, i, name, None, "required attribute is missing (it has no default)")
+                    raise _fail(table, i, name, None, "required attribute is missing (it has no default)",
+                                MissingValueError)
                 continue
             v = row[name]
             if fast is not None and type(v) is fast[0] and fast[1](v):
@@ -481,7 +502,7 @@ def prepare_rows(table, rows: Any, ignore_extra_fields: bool, check_duplicates: 
             else:
                 seen.setdefault(k, i)
             if first is not None and first != i:
-                raise DataError(f"Cannot insert into {table.full_table_name}: row {i} repeats the primary key "
+                raise DuplicateError(f"Cannot insert into {table.full_table_name}: row {i} repeats the primary key "
                                 f"{dict(zip(key, k))} of row {first}")
         out.append(clean)
     if encoders:
@@ -538,7 +559,7 @@ def validate_rows(table, rows: Any, ignore_extra_fields: bool = False) -> Valida
     problems are collected (unknown attributes, a wrong number of positional values,
     missing required values, values that do not fit their type, repeated keys)."""
     rows = _from_columnar(rows)
-    if isinstance(rows, (pd.DataFrame, str, os.PathLike)) or (isinstance(rows, np.ndarray) and rows.dtype.names):
+    if isinstance(rows, (str, os.PathLike)) or _is_frame(rows) or (isinstance(rows, np.ndarray) and rows.dtype.names):
         rows = _to_rows(table, rows)
     elif isinstance(rows, Mapping):
         rows = [rows]

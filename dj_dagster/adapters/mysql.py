@@ -100,8 +100,10 @@ class MySQLAdapter(Adapter):
         stmt = mysql.insert(table)
         key = list(key)
         if mode == "skip":
-            # a no-op update rather than INSERT IGNORE, which would also swallow bad values
-            return stmt.on_duplicate_key_update({key[0]: stmt.inserted[key[0]]})
+            # a no-op update (the key set to its own current value) rather than INSERT IGNORE,
+            # which would also swallow bad values; as in datajoint, a row conflicting on any
+            # unique index is skipped and the row it conflicts with left unchanged
+            return stmt.on_duplicate_key_update({key[0]: table.c[key[0]]})
         if mode == "replace":
             sec = {c.name: stmt.inserted[c.name] for c in table.columns if c.name not in key}
             return stmt.on_duplicate_key_update(sec or {key[0]: stmt.inserted[key[0]]})
