@@ -279,6 +279,7 @@ class Store:
         self.location = str(Path(location).expanduser().absolute())
         self.root = self.location
         self._real_root = os.path.realpath(self.location)  # the store may itself be reached by a link
+        self._inside_dirs: set[str] = set()  # existing folders found to resolve inside the store
         self.fsync = bool(spec.get("fsync", False))
         self.fs = fsspec.filesystem("file")
 
@@ -435,12 +436,23 @@ class Store:
     def _abs(self, rel: str) -> str:
         if self.protocol == "file":
             target = os.path.join(self.root, *rel.split("/"))
-            real = os.path.realpath(target)
-            if not real.startswith(self._real_root + os.sep):  # a symbolic link inside leads out
+            if not self._inside(os.path.dirname(target)) or (
+                    os.path.islink(target) and not self._inside(target, remember=False)):
                 raise StoreError(f"store {self.name!r}: {rel!r} leads outside the store's folder "
                                  "through a symbolic link; links out of a store are not followed")
             return target
         return f"{self.root}/{rel}" if self.root else rel
+
+    def _inside(self, path: str, remember: bool = True) -> bool:
+        """Whether ``path`` of a file store, its links resolved, stays in the store's folder.
+        Existing folders found inside are remembered (one lstat per path afterwards)."""
+        if path in self._inside_dirs and not os.path.islink(path):
+            return True
+        real = os.path.realpath(path)
+        inside = real == self._real_root or real.startswith(self._real_root + os.sep)
+        if inside and remember and len(self._inside_dirs) < 100_000 and os.path.isdir(real):
+            self._inside_dirs.add(path)
+        return inside
 
     def full_path(self, path: str) -> str:
         """Where ``path`` lives: an absolute file path, or ``s3://bucket/prefix/path``."""
