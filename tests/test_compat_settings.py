@@ -268,3 +268,11 @@ def test_cli_version(capsys):
         dj.cli(["-V"])
     assert info.value.code == 0
     assert capsys.readouterr().out == f"{dj.__name__} {dj.__version__}\n"
+
+
+def test_import_loads_no_heavy_library():
+    """Issue 20: pandas, sqlglot and networkx load where they are used, not at import."""
+    code = ("import sys, dj_dagster\n"
+            "heavy = [m for m in ('pandas', 'sqlglot', 'networkx', 'dagster') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -19,7 +19,6 @@ from sqlalchemy import event
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
-from ..sqltext import register_sqlite_functions
 from .base import Adapter
 
 COMMENTS = "~dj_comment"
@@ -62,6 +61,8 @@ class SQLiteAdapter(Adapter):
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            from ..sqltext import register_sqlite_functions  # loads sqlglot: at the first connection, not import
+
             register_sqlite_functions(dbapi_conn)
 
         @event.listens_for(engine, "begin")
