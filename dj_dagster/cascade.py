@@ -199,7 +199,9 @@ def _lift_to_master(conn, part, part_name: str, master: str):
 def plan_trace(table) -> CascadePlan:
     """The rows ``table`` (a restricted table) comes from: the table itself and each
     ancestor restricted to the rows that any reached row refers to, through any foreign
-    key (renamed ones included), parents before children."""
+    key (renamed ones included), parents before children. A seed restricted by one key
+    (as in make) passes its values up as keys while they determine the parent's, so the
+    trace does not depend on the seed's rows existing yet."""
     from .expression import U
     from .schema import table_object
 
@@ -208,18 +210,43 @@ def plan_trace(table) -> CascadePlan:
     seed_name = table.full_table_name
     order = graph.ancestors(seed_name)  # parents first, the seed last
     restricted: dict[str, list] = {seed_name: [_seed(table)]}
-    for name in reversed(order[:-1] if order and order[-1] == seed_name else order):
+    keyed: dict[str, list[dict]] = {}  # tables restricted by known key values
+    key = _plain_key(table)
+    if key is not None:
+        keyed[seed_name] = [key]
+    for name in reversed(order):
         if name == seed_name:
             continue
-        conds = []
+        conds, values, by_values = [], [], True
         for child, data in graph.children(name):
-            for cexpr in restricted.get(child, []):
-                attr_map = data["attr_map"]  # child attribute -> parent attribute
-                renames = {p: c for c, p in attr_map.items() if c != p}
+            if child not in restricted:
+                continue
+            attr_map = data["attr_map"]  # child attribute -> parent attribute
+            known = keyed.get(child)
+            if known is not None and all(c in k for k in known for c in attr_map):
+                values += [{p: k[c] for c, p in attr_map.items()} for k in known]
+                continue
+            by_values = False
+            renames = {p: c for c, p in attr_map.items() if c != p}
+            for cexpr in restricted[child]:
                 conds.append(U(*attr_map.values()) & (cexpr.proj(**renames) if renames else cexpr))
-        if conds:
-            restricted[name] = [table_object(conn, name) & conds]
+        if not conds and not values:
+            continue
+        values = [dict(t) for t in dict.fromkeys(tuple(sorted(v.items())) for v in values)]
+        restricted[name] = [table_object(conn, name) & (values + conds)]
+        if by_values:
+            keyed[name] = values
     return CascadePlan(conn, {n: restricted[n] for n in order if n in restricted})
+
+
+def _plain_key(table) -> dict | None:
+    """The key values a table is restricted by, when one plain key is its only
+    restriction (``Table & key``)."""
+    held = getattr(table, "_key", None)
+    if held is None or table.__dict__.get("_where_list"):
+        return None
+    names, values = held
+    return dict(zip(names, values))
 
 
 def _fixed_if_reading_descendants(table):
