@@ -349,7 +349,7 @@ class QueryExpression(FetchMixin):
             if (keep_all and a.name not in excluded and not a.hidden) or a.name in names:
                 cols[a.name] = expr._cols[a.name]
                 attrs.append(a)
-        _add_computed(computed, self.dialect, expr._plain_columns(), cols, attrs)
+        _add_computed(computed, self.dialect, expr._plain_columns(), cols, attrs, known=expr._cols)
         new._cols = cols
         new._heading = Heading.of(attrs)
         from .table import Table
@@ -438,7 +438,7 @@ class QueryExpression(FetchMixin):
         attrs = list(a.heading)
         named = {name: _count_star(str(text), g_sub, group.primary_key, exclude_nonmatching)
                  for name, text in named.items()}
-        _add_computed(named, self.dialect, qualify, new._cols, attrs)
+        _add_computed(named, self.dialect, qualify, new._cols, attrs, known=qualify)
         new._aliases = frozenset([a_sub.name, g_sub.name])
         new._used = a._used | group._used | new._aliases
         new._where = []
@@ -497,11 +497,11 @@ class QueryExpression(FetchMixin):
             stmt = sa.select(sa.func.count()).select_from(self.make_sql().subquery())
         else:
             stmt = sa.select(sa.func.count()).select_from(self._from).where(*self._where)
-        return int(self._connection.scalar(stmt))
+        return int(self._read(stmt)[0][0])
 
     def __bool__(self) -> bool:
         stmt = sa.select(sa.exists(self.make_sql([next(iter(self._cols))]).subquery().select()))
-        return bool(self._connection.scalar(stmt))
+        return bool(self._read(stmt)[0][0])
 
     def __contains__(self, key: Any) -> bool:
         return bool(self & key)
@@ -534,13 +534,22 @@ class QueryExpression(FetchMixin):
         return str(self.make_sql().compile(self._connection.engine, compile_kwargs={"literal_binds": False}))
 
 
-def _add_computed(named: dict, dialect: str, qualify: dict, cols: dict, attrs: list) -> None:
-    """Add attributes defined by (MySQL-dialect) SQL expressions, translated for ``dialect``."""
-    from .sqltext import SQLTextError, translate
+def _add_computed(named: dict, dialect: str, qualify: dict, cols: dict, attrs: list, known=None) -> None:
+    """Add attributes defined by (MySQL-dialect) SQL expressions, translated for ``dialect``.
+    ``known``: the attribute names the expressions may use; any other name is refused
+    before SQL is sent (SQLite would read an unknown double-quoted name as a string)."""
+    from .sqltext import SQLTextError, referenced_columns, translate
 
     for name, text in named.items():
         if not _IDENT.fullmatch(name):
             raise QueryError(f"Invalid attribute name {name!r}: use lower case letters, digits and _")
+        try:
+            unknown = sorted(r for r in referenced_columns(str(text)) if r not in known) if known is not None else []
+        except SQLTextError as exc:
+            raise QueryError(str(exc)) from None
+        if unknown:
+            raise UnknownAttributeError(f"Unknown attribute {unknown[0]!r} in {name}={str(text)!r}; the "
+                                        f"attributes are {sorted(known)}")
         try:
             sql = translate(str(text), dialect, qualify=qualify, kind="expression")
         except SQLTextError as exc:

@@ -7,7 +7,9 @@ import warnings
 
 import numpy as np
 
-from .errors import DataJointError, QueryError
+import sqlalchemy as sa
+
+from .errors import DataJointError, QueryError, translate_driver_error
 
 
 FETCH_CHUNK = 50_000  # rows per chunk when a fetch streams (to_pandas)
@@ -19,10 +21,17 @@ class FetchMixin:
         if key is not None and order_by is None and limit is None and not offset:
             names = self._fetch_names(attrs)
             stmt, params = self._keyed_statement(names, key)
-            return names, self._decode(names, self._connection.query_all(stmt, params))
+            return names, self._decode(names, self._read(stmt, params))
         names, stmt = self._fetch_statement(attrs, order_by, limit, offset)
-        rows = self._connection.query_all(stmt)
-        return names, self._decode(names, rows)
+        return names, self._decode(names, self._read(stmt))
+
+    def _read(self, stmt, params=None) -> list:
+        """The statement's rows; a driver's error (text the server refuses, a lost
+        connection) raised as the DataJointError subclass for it."""
+        try:
+            return self._connection.query_all(stmt, params)
+        except sa.exc.DBAPIError as exc:
+            raise translate_driver_error(exc) from exc
 
     def _fetch_chunks(self, attrs: list[str] | None, order_by=None, limit=None, offset=None):
         """``names`` and an iterator of decoded row chunks, streamed from the server so
@@ -32,6 +41,12 @@ class FetchMixin:
         connection = self._connection
 
         def chunks():
+            try:
+                yield from streamed()
+            except sa.exc.DBAPIError as exc:
+                raise translate_driver_error(exc) from exc
+
+        def streamed():
             # a server-side cursor lives in a transaction (PostgreSQL refuses one in autocommit)
             with connection.transaction(write=False) as conn:
                 direct = connection.direct.stream(conn, stmt, connection.adapter.server_cursor, FETCH_CHUNK)

@@ -40,7 +40,13 @@ def text_preview(expr, limit: int | None = None, width: int | None = None) -> st
     return "\n".join(lines) + "\n"
 
 
+_STYLE = ("<style>.dj-preview table{border-collapse:collapse}.dj-preview th,.dj-preview td{padding:2px 8px;"
+          "border-bottom:1px solid #ddd;text-align:left}.dj-preview th b{color:#0a4f8a}</style>")
+
+
 def html_preview(expr) -> str:
+    """The first rows as an HTML table for notebooks (primary-key names in bold), after a
+    small style block, with the total count."""
     names = expr.heading.names
     rows, more = _rows(expr)
     total = len(expr)
@@ -48,4 +54,5 @@ def html_preview(expr) -> str:
     head = "".join(f"<th>{'<b>' + html.escape(n) + '</b>' if n in pk else html.escape(n)}</th>" for n in names)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[n]))}</td>" for n in names) + "</tr>" for r in rows)
     more = "<p>...</p>" if more else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}<p>Total: {total}</p>"
+    return (f"{_STYLE}<div class=\"dj-preview\"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f"{more}<p>Total: {total}</p></div>")

@@ -173,6 +173,14 @@ def test_string_restriction_unknown_column(tables):
         with pytest.raises(UnknownAttributeError, match="Unknown attribute"):
             (Subject & text).to_dicts()
     assert len(Subject & 'name = "s1"') == 1
+    with pytest.raises(UnknownAttributeError, match="nosuch"):
+        Subject.proj(x="nosuch + 1")
+    with pytest.raises(UnknownAttributeError, match="agee"):
+        Subject.aggr(tables[1], n="max(agee)")
+    with pytest.raises(dj.DataJointError):  # the server's refusal, as a DataJointError
+        (Subject & "nosuchfn(subject_id) > 1").to_dicts()
+    with pytest.raises(dj.DataJointError):
+        len(Subject & "nosuchfn(subject_id) > 1")
 
 
 def test_extend_union_top(tables):
