@@ -457,13 +457,18 @@ def _not_configured(cls: type) -> DataJointError:
 class FreeTable(Table):
     """A table named by its full name, with no class written for it:
     ``FreeTable(connection, "schema.table")`` (the class registered for the table, or
-    one made from the catalog, answers its methods)."""
+    one made from the catalog, answers its methods); ``FreeTable("schema.table")`` uses
+    ``dj.conn()``."""
 
     def __new__(cls, connection=None, full_table_name: str | None = None):
         if cls is not FreeTable:  # a bound FreeTable class, as type(self)() makes it
             return super().__new__(cls)
         from .schema import table_class
 
+        if isinstance(connection, str) and full_table_name is None:  # FreeTable("schema.table"): dj.conn()'s
+            from .connection import conn
+
+            connection, full_table_name = conn(), connection
         if connection is None or full_table_name is None:
             raise DataJointError("FreeTable(connection, full_table_name) needs both")
         base = table_class(connection, full_table_name)
