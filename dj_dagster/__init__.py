@@ -11,7 +11,7 @@ from .errors import (DataError, DataJointError, TransientError, DeclarationError
 from .expression import QueryExpression, U
 from .schema import Schema, VirtualModule, list_schemas, virtual_schema
 from .settings import config
-from .user_tables import Computed, Imported, Lookup, Manual, Part
+from .user_tables import Compute, Computed, Entry, Imported, Ingest, Lookup, Manual, Part
 from .codecs import Codec, get_codec, list_codecs
 from .builtin_codecs import NpyRef, SchemaCodec
 from .objectref import ObjectRef
@@ -52,7 +52,7 @@ __all__ = [
     "AndList", "Not", "Top", "Connection", "conn", "DataError", "DataJointError", "DeclarationError",
     "DuplicateError", "IntegrityError", "MissingTableError", "QueryError", "SemanticJoinError",
     "QueryExpression", "U", "Schema", "VirtualModule", "list_schemas", "virtual_schema", "config",
-    "Computed", "Imported", "Lookup", "Manual", "Part", "Codec", "Diagram", "schema", "gc",
+    "Computed", "Imported", "Lookup", "Manual", "Part", "Entry", "Ingest", "Compute", "Codec", "Diagram", "schema", "gc",
     "get_codec", "list_codecs", "SchemaCodec", "ObjectRef", "NpyRef", "MatCell", "MatStruct", "StorageAdapter",
     "get_storage_adapter", "SparkAdapter",
     "errors", "ThreadSafetyError", "Instance", "logger", "Table", "AutoPopulate", "cli", "__version__",

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, replace
 
 from . import catalog
-from .declare import parse_definition
+from .declare import parse_definition, unquote_default
 from .errors import DataJointError, DeclarationError
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,8 @@ class AlterStep:
 
 
 def _unquoted(default: str | None) -> str | None:
-    if default is not None and len(default) >= 2 and default[0] in "'\"" and default[-1] == default[0]:
-        return default[1:-1]
-    return default
+    value = None if default is None else unquote_default(default)
+    return default if value is None else value
 
 
 def _signature(attr) -> tuple:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from .declare import TableDef
+from .declare import TableDef, unquote_default
 from .errors import DeclarationError, MissingTableError
 from .heading import Attribute, Heading
 from .types import parse_type
@@ -252,8 +252,9 @@ def _server_default(a: Attribute, table: str):
     text = a.default
     if text.upper() == "CURRENT_TIMESTAMP":
         return sa.text("CURRENT_TIMESTAMP")
-    if text[:1] in "'\"" and text[-1:] == text[:1]:
-        return text[1:-1]
+    value = unquote_default(text)
+    if value is not None:
+        return value
     if a.type.name == "bool":
         return sa.text("TRUE" if text.lower() in ("1", "true") else "FALSE")
     try:

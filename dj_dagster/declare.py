@@ -91,6 +91,18 @@ def _check_comment(text: str, limit: int, what: str, where: str) -> None:
         raise DeclarationError(f"{where}{what} is too long ({len(text)} > {limit} characters)")
 
 
+def unquote_default(text: str) -> str | None:
+    """The value of a quoted default as SQL reads it (``'it''s'`` is ``it's``: a doubled
+    quote inside the quotes is one quote character); None if ``text`` is not one quoted
+    value (unquoted, or a lone quote inside, as in ``'a'b'``)."""
+    if len(text) < 2 or text[0] not in "'\"" or text[-1] != text[0]:
+        return None
+    quote, inner = text[0], text[1:-1]
+    if inner.replace(quote * 2, "").count(quote):
+        return None
+    return inner.replace(quote * 2, quote)
+
+
 def _check_default(attr: Attribute, where: str) -> None:
     """A declared default must be a value of the attribute's type (checked as an insert
     would check it), so the database never refuses the table for it."""
@@ -105,17 +117,16 @@ def _check_default(attr: Attribute, where: str) -> None:
         if spec.name != "datetime":
             raise DeclarationError(f"{where}attribute {name!r}: CURRENT_TIMESTAMP is a default for datetime only")
         return
-    quoted = len(text) >= 2 and text[0] in "'\"" and text[-1] == text[0]
-    if quoted:
-        value = text[1:-1]
-    elif spec.name == "bool" and text.lower() in ("0", "1", "true", "false"):
-        value = text
-    else:
+    value = unquote_default(text)
+    if value is None and text[:1] in "'\"":
+        raise DeclarationError(f"{where}default {text!r} of attribute {name!r} is not one quoted value "
+                               "(write a quote inside the quotes twice: 'it''s')")
+    if value is None and not (spec.name == "bool" and text.lower() in ("0", "1", "true", "false")):
         try:
             float(text)
         except ValueError:
             raise DeclarationError(f"{where}default {text!r} of attribute {name!r} must be quoted") from None
-        value = text
+    value = text if value is None else value
     if spec.name in ("json", "bytes"):
         _check_comment(value, 65535, f"default of attribute {name!r}", where)
         return

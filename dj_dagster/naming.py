@@ -8,12 +8,12 @@ from .errors import DeclarationError
 
 MAX_NAME = 64
 TIER_PREFIX = {"Manual": "", "Lookup": "#", "Imported": "_", "Computed": "__"}
-_CLASS_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")  # full matches only: no trailing newline
 
 
 def to_snake(class_name: str) -> str:
     """``ProcessedEMG`` -> ``processed_e_m_g`` (every inner capital starts a word)."""
-    if not _CLASS_NAME.match(class_name):
+    if not isinstance(class_name, str) or not _CLASS_NAME.fullmatch(class_name):
         raise DeclarationError(
             f"Table class name {class_name!r} must be CamelCase: a capital letter, then letters and digits"
         )

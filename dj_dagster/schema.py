@@ -4,13 +4,20 @@ classes to it (declaring the tables that do not exist yet)."""
 from __future__ import annotations
 
 import inspect
+import re
 import sys
+import types
+import warnings
+from collections import ChainMap
+from typing import Mapping
 
 from . import catalog, naming
 from .connection import Connection, conn as default_conn
 from .declare import job_metadata_attributes, parse_definition
 from .errors import DataJointError, DeclarationError, MissingTableError
 from .settings import config
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")  # matched in full: no trailing newline
 
 
 class Schema:
@@ -20,9 +27,8 @@ class Schema:
                  connection: Connection | None = None, create_schema: bool = True, create_tables: bool = True,
                  add_objects: dict | None = None):
         self.database: str | None = None
-        self.context = dict(context or {})
-        if add_objects:
-            self.context.update(add_objects)
+        self.context = context if context is not None else {}  # names foreign keys resolve in, first
+        self.add_objects = dict(add_objects or {})
         self._connection = connection
         self.create_tables = create_tables
         self._pending: list[tuple[type, dict]] = []
@@ -40,13 +46,27 @@ class Schema:
             self._connection = default_conn()
         return self._connection
 
-    @property
     def is_activated(self) -> bool:
+        """Whether the schema is bound to a database schema (datajoint's method)."""
         return self.database is not None
 
-    def activate(self, schema_name: str, *, connection: Connection | None = None, create_schema: bool = True,
-                 create_tables: bool | None = None) -> "Schema":
-        if not schema_name or not naming.re.match(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$", schema_name):
+    def activate(self, schema_name: str | None = None, *, connection: Connection | None = None,
+                 create_schema: bool | None = None, create_tables: bool | None = None,
+                 add_objects: dict | None = None) -> "Schema":
+        """Bind the schema to the database schema ``schema_name`` (created unless
+        ``create_schema=False``) and declare the tables decorated so far. Their foreign
+        keys resolve in their module's namespace as it is now (a module may set names in
+        the function that activates it), then ``context`` and ``add_objects``.
+        ``create_tables=False`` refuses to declare missing tables. Activating again
+        under the same name does nothing new."""
+        if schema_name is None:
+            if self.database is None:
+                raise DataJointError("Schema.activate() needs a schema name")
+            schema_name = self.database
+        if add_objects:
+            self.add_objects.update(add_objects)
+        create_schema = True if create_schema is None else create_schema
+        if not isinstance(schema_name, str) or not _SCHEMA_NAME.fullmatch(schema_name):
             raise DataJointError(f"Invalid schema name {schema_name!r}: use letters, digits, _ and -")
         if self.database is not None and self.database != schema_name:
             raise DataJointError(f"Schema is already activated as {self.database!r}")
@@ -59,8 +79,12 @@ class Schema:
         if not self.exists:
             if not create_schema:
                 raise DataJointError(f"Schema {schema_name!r} does not exist and create_schema=False")
-            with c.transaction() as tx:
-                c.adapter.create_schema(tx, schema_name)
+            try:
+                with c.transaction() as tx:
+                    c.adapter.create_schema(tx, schema_name)
+            except Exception as exc:  # noqa: BLE001 - the driver's error, as ours (AccessError: no privilege)
+                self.database = None
+                raise _driver_error(exc, f"Cannot create schema {schema_name!r}") from None
             c.invalidate()
         pending, self._pending = self._pending, []
         for cls, ctx in pending:
@@ -69,29 +93,35 @@ class Schema:
 
     @property
     def exists(self) -> bool:
+        """Whether the database schema exists (system schemas included)."""
+        if self.database is None:
+            raise DataJointError("Schema is not activated: it names no database schema yet")
         with self.connection.reading() as tx:
-            return self.database in self.connection.adapter.list_schemas(tx)
+            return self.connection.adapter.schema_exists(tx, self.database)
 
     # --- decorator ------------------------------------------------------------
     def __call__(self, cls: type | None = None, *, context: dict | None = None):
         caller = inspect.currentframe().f_back
-        local_ctx = dict(caller.f_locals) if caller else {}
         if cls is None:
             return lambda c: self.__call__(c, context=context)
-        ctx = {**local_ctx, **(context or {})}
+        # a module's namespace is kept live (names set later, before activation, count);
+        # a function's locals are copied as they are now
+        local_ctx = {} if caller is None else caller.f_locals if caller.f_locals is caller.f_globals \
+            else dict(caller.f_locals)
+        ctx = ChainMap(context, local_ctx) if context else local_ctx
         if self.database is None:
             self._pending.append((cls, ctx))
         else:
             self._process(cls, ctx)
         return cls
 
-    def _context_for(self, cls: type, extra: dict) -> dict:
+    def _context_for(self, cls: type, extra: Mapping) -> ChainMap:
+        """The names a declaration resolves, first found wins: the schema's classes, the
+        decorator's context (or its caller's namespace), ``add_objects``, the schema's
+        context, the class's module. Module namespaces are read live."""
         module = sys.modules.get(cls.__module__)
-        ctx = dict(vars(module)) if module else {}
-        ctx.update(self.context)
-        ctx.update(extra)
-        ctx.update(self.classes_by_class_name())
-        return ctx
+        return ChainMap(self.classes_by_class_name(), extra, self.add_objects, self.context or {},
+                        vars(module) if module else {})
 
     def classes_by_class_name(self) -> dict[str, type]:
         return {c.__name__: c for c in self.classes.values() if getattr(c, "master", None) is None}
@@ -107,19 +137,18 @@ class Schema:
             raise DeclarationError(f"Part table {cls.__name__} must be nested in its master class, not decorated")
         cls._table_name = naming.table_name(tier, cls.__name__)
         cls._schema = self
-        ctx = self._context_for(cls, extra)
+        ctx = ChainMap({"self": cls, cls.__name__: cls}, self._context_for(cls, extra))
         cls.declaration_context = ctx  # alter() resolves foreign keys as the declaration did
         self._declare(cls, ctx)
         self._register(cls)
-        for name, member in list(vars(cls).items()):
-            if isinstance(member, type) and issubclass(member, Part) and member is not Part:
-                member.master = cls
-                member._table_name = naming.table_name("Part", member.__name__, master=cls._table_name)
-                member._schema = self
-                part_ctx = {**ctx, "master": cls, cls.__name__: cls}
-                member.declaration_context = part_ctx
-                self._declare(member, part_ctx)
-                self._register(member)
+        for member in _nested_parts(cls, Part):
+            member.master = cls
+            member._table_name = naming.table_name("Part", member.__name__, master=cls._table_name)
+            member._schema = self
+            part_ctx = ChainMap({"master": cls, "self": member}, ctx)
+            member.declaration_context = part_ctx
+            self._declare(member, part_ctx)
+            self._register(member)
         if issubclass(cls, Lookup):
             rows = list(cls().contents or ())  # a list, or a property computing one
             if rows:
@@ -142,11 +171,9 @@ class Schema:
             raise DeclarationError(f"Table class {cls.__name__} has no definition")
         tdef = parse_definition(cls.definition, ctx, f"{self.database}.{cls._table_name}")
         if cls.tier in ("Imported", "Computed"):
-            if not any(fk.primary for fk in tdef.foreign_keys):
-                raise DeclarationError(
-                    f"{cls.tier} table {cls.__name__} needs a foreign key in its primary key: its keys come "
-                    "from the key source, the join of its primary parents")
-            tdef.attributes.extend(job_metadata_attributes())
+            _check_auto_populated_key(cls, tdef)
+            if config.jobs.add_job_metadata:
+                tdef.attributes.extend(job_metadata_attributes())
         catalog.declare(c, self.database, cls._table_name, tdef)
 
     # --- introspection ---------------------------------------------------------
@@ -159,8 +186,43 @@ class Schema:
         return [catalog.split_name(n)[1] for n in order]
 
     def __iter__(self):
+        """The schema's tables as FreeTable objects, parents first."""
+        from .table import FreeTable
+
         for name in self.list_tables():
-            yield table_object(self.connection, f"{self.database}.{name}")
+            yield FreeTable(self.connection, f"{self.database}.{name}")
+
+    def _find_table_name(self, name: str) -> str | None:
+        """The table named ``name`` in the database: a table name (``experiment``,
+        ``#lookup``) or a class name (``Experiment``), tier prefix or not."""
+        tables = self.list_tables()
+        if name in tables:
+            return name
+        if not isinstance(name, str) or not name[:1].isalpha():
+            return None
+        try:
+            snake = naming.to_snake(name) if name[:1].isupper() else name
+        except DeclarationError:
+            return None
+        return next((t for t in tables if t.lstrip("_#") == snake and naming.tier_of(t) != "Part"), None)
+
+    def get_table(self, name: str):
+        """The table called ``name`` (a table name or a class name) as a FreeTable;
+        DataJointError if the schema has no such table."""
+        from .table import FreeTable
+
+        found = self._find_table_name(name)
+        if found is None:
+            raise DataJointError(f"Table {name!r} does not exist in schema {self.database!r}")
+        return FreeTable(self.connection, f"{self.database}.{found}")
+
+    def __getitem__(self, name: str):
+        """``schema["Experiment"]``: :meth:`get_table`."""
+        return self.get_table(name)
+
+    def __contains__(self, name: object) -> bool:
+        """Whether the schema has a table called ``name`` (a table name or a class name)."""
+        return isinstance(name, str) and self._find_table_name(name) is not None
 
     def __getattr__(self, name: str):
         if name.startswith("_") or self.database is None:
@@ -203,21 +265,68 @@ class Schema:
             print(f"Drop cancelled: schema {self.database} was not dropped")
             return
         drop_tables(c, g.topo_sort(everything))
-        with c.transaction() as tx:
-            c.adapter.drop_schema(tx, self.database)
+        try:
+            with c.transaction() as tx:
+                c.adapter.drop_schema(tx, self.database)
+        except Exception as exc:  # noqa: BLE001 - the driver's error, as ours (AccessError: no privilege)
+            raise _driver_error(exc, f"Cannot drop schema {self.database!r}") from None
         c.invalidate()
         self.classes.clear()
 
     def make_classes(self, into: dict | None = None) -> dict[str, type]:
-        """Rebuild a class for every table from the database alone."""
+        """Make a class for every table of the schema (from the database alone, where this
+        process has none) and put those missing into ``into``: a dict, by default the
+        schema's context or, without one, the caller's namespace. Returns them all."""
+        if into is None:
+            into = self.context if self.context else inspect.currentframe().f_back.f_locals
         classes = {}
         for name in self.list_tables():
             cls = table_class(self.connection, f"{self.database}.{name}", schema=self)
             if getattr(cls, "master", None) is None:
                 classes[cls.__name__] = cls
-        if into is not None:
-            into.update(classes)
+        for name, cls in classes.items():
+            into.setdefault(name, cls)
         return classes
+
+
+def _nested_parts(cls: type, part_class: type) -> list[type]:
+    """The Part classes nested in ``cls`` or inherited from its bases, in declaration
+    order (a base's parts first)."""
+    names: dict[str, None] = {}
+    for klass in reversed(cls.__mro__):
+        names.update(dict.fromkeys(vars(klass)))
+    members = [getattr(cls, n, None) for n in names if n[:1].isupper()]
+    return [m for m in dict.fromkeys(members)
+            if isinstance(m, type) and issubclass(m, part_class) and m is not part_class]
+
+
+def _driver_error(exc: Exception, what: str) -> Exception:
+    """A database error as our error class (AccessError for a missing privilege), with ``what`` first."""
+    from .errors import translate_driver_error
+
+    err = translate_driver_error(exc)
+    if not isinstance(err, DataJointError):
+        return exc
+    return type(err)(f"{what}: {getattr(exc, 'orig', exc)}")
+
+
+def _check_auto_populated_key(cls: type, tdef) -> None:
+    """An Imported or Computed table's primary key should come from its primary foreign
+    keys (make() is called once per key of the key source). datajoint 2.3.5 declares
+    such tables all the same (its check never runs), so they are declared here too, with
+    a warning unless ``config.jobs.allow_new_pk_fields_in_computed_tables`` says they
+    are meant."""
+    if config.jobs.allow_new_pk_fields_in_computed_tables:
+        return
+    inherited = {child for fk in tdef.foreign_keys if fk.primary for child in fk.attr_map}
+    own = [a.name for a in tdef.attributes if a.in_key and not a.hidden and a.name not in inherited]
+    if own or not inherited:
+        what = f"has primary-key attribute(s) of its own: {', '.join(own)}" if own else \
+            "has no foreign key in its primary key"
+        warnings.warn(
+            f"{cls.tier} table {cls.__name__} {what}. Its keys should come from the key source, the join of its "
+            "primary parents (make() is called once per key): store several rows per key in a Part table, "
+            "or set dj.config.jobs.allow_new_pk_fields_in_computed_tables = True", stacklevel=5)
 
 
 def table_class(connection: Connection, full_name: str, schema: Schema | None = None) -> type:
@@ -251,20 +360,30 @@ def table_object(connection: Connection, full_name: str):
     return table_class(connection, full_name)()
 
 
+class VirtualModule(types.ModuleType):
+    """``dj.VirtualModule(module_name, schema_name)``: a module with a class for every
+    table of an existing schema (made from the database alone) and the schema as
+    ``.schema``. ``create_schema`` creates a missing schema; ``create_tables`` lets the
+    schema declare new tables; ``add_objects`` (a dict) adds names to the module."""
+
+    def __init__(self, module_name: str, schema_name: str, *, create_schema: bool = False,
+                 create_tables: bool = False, connection: Connection | None = None,
+                 add_objects: dict | None = None):
+        super().__init__(module_name)
+        schema = Schema(schema_name, connection=connection, create_schema=create_schema,
+                        create_tables=create_tables)
+        if add_objects:
+            self.__dict__.update(add_objects)
+        self.__dict__["schema"] = schema
+        schema.make_classes(into=self.__dict__)
+
+
 def virtual_schema(schema_name: str, *, connection: Connection | None = None, create_schema: bool = False,
-                   add_objects: dict | None = None):
-    """A module-like object with a class for every table of an existing schema."""
-    import types
-
-    schema = Schema(schema_name, connection=connection, create_schema=create_schema, create_tables=False)
-    module = types.SimpleNamespace(schema=schema, **schema.make_classes())
-    if add_objects:
-        for k, v in add_objects.items():
-            setattr(module, k, v)
-    return module
-
-
-VirtualModule = virtual_schema
+                   create_tables: bool = False, add_objects: dict | None = None) -> VirtualModule:
+    """A module with a class for every table of an existing schema: ``VirtualModule``
+    named after the schema."""
+    return VirtualModule(schema_name, schema_name, create_schema=create_schema, create_tables=create_tables,
+                         connection=connection, add_objects=add_objects)
 
 
 def list_schemas(connection: Connection | None = None) -> list[str]:

@@ -81,8 +81,9 @@ class Table(QueryExpression, metaclass=TableMeta):
 
     def __init__(self):
         cls = type(self)
-        if cls._schema is None:
-            raise DataJointError(f"Table class {cls.__name__} is not bound to a schema; decorate it with @schema")
+        if cls._schema is None or cls._schema.database is None:
+            self._where = []  # undecorated, or its schema not activated: an error on first use
+            return
         info = self._info
         # A name fixed per table keeps statements alike across calls, so SQLAlchemy's
         # compiled cache and the server's prepared statements are reused (self-joins wrap
@@ -100,6 +101,8 @@ class Table(QueryExpression, metaclass=TableMeta):
     @property
     def _info(self) -> catalog.TableInfo:
         schema = self._schema
+        if schema is None or schema.database is None:
+            raise _not_configured(type(self))
         connection = schema.connection
         info = connection.tables.get(f"{schema.database}.{self._table_name}")
         return info if info is not None else catalog.load(connection, schema.database, self._table_name)
@@ -114,6 +117,8 @@ class Table(QueryExpression, metaclass=TableMeta):
 
     @property
     def full_table_name(self) -> str:
+        if self._schema is None or self._schema.database is None:
+            raise _not_configured(type(self))
         return f"{self._schema.database}.{self._table_name}"
 
     @property
@@ -413,12 +418,10 @@ class Table(QueryExpression, metaclass=TableMeta):
 
     def drop(self, prompt: bool | None = None, part_integrity: str = "enforce", safemode: bool | None = None) -> None:
         """Drop the table and every table that depends on it; ``prompt`` (or
-        ``safemode``) asks first, default ``config["safemode"]``. A part table is dropped
-        only with its master unless ``part_integrity="ignore"``."""
+        ``safemode``) asks first, default ``config["safemode"]``."""
         from .cascade import drop_with_descendants
 
-        drop_with_descendants(self, safemode=prompt if prompt is not None else safemode,
-                              part_integrity=part_integrity)
+        drop_with_descendants(self, safemode=prompt if prompt is not None else safemode)
 
     @property
     def is_declared(self) -> bool:
@@ -452,35 +455,6 @@ class Table(QueryExpression, metaclass=TableMeta):
 def _not_configured(cls: type) -> DataJointError:
     return DataJointError(f"Table class {cls.__name__} is not properly configured: decorate it with @schema "
                           "and activate the schema (dj.Schema(name) or schema.activate(name)) before using it")
-
-
-class FreeTable(Table):
-    """A table named by its full name, with no class written for it:
-    ``FreeTable(connection, "schema.table")`` (the class registered for the table, or
-    one made from the catalog, answers its methods); ``FreeTable("schema.table")`` uses
-    ``dj.conn()``."""
-
-    def __new__(cls, connection=None, full_table_name: str | None = None):
-        if cls is not FreeTable:  # a bound FreeTable class, as type(self)() makes it
-            return super().__new__(cls)
-        from .schema import table_class
-
-        if isinstance(connection, str) and full_table_name is None:  # FreeTable("schema.table"): dj.conn()'s
-            from .connection import conn
-
-            connection, full_table_name = conn(), connection
-        if connection is None or full_table_name is None:
-            raise DataJointError("FreeTable(connection, full_table_name) needs both")
-        base = table_class(connection, full_table_name)
-        made = connection.__dict__.setdefault("free_classes", {})
-        cls = made.get(full_table_name)
-        if cls is None or base not in cls.__bases__:
-            cls = type(base.__name__, (FreeTable, base), {"__module__": __name__})
-            made[full_table_name] = cls
-        return super().__new__(cls)
-
-    def __init__(self, connection=None, full_table_name: str | None = None):
-        super().__init__()
 
 
 def _names_alias_in_text(clause) -> bool:
@@ -520,4 +494,4 @@ def _driver_message(exc: Exception) -> str:
     return str(orig).splitlines()[0] if str(orig) else type(orig).__name__
 
 
-__all__ = ["Table", "TableMeta", "FreeTable", "QueryError"]
+__all__ = ["Table", "TableMeta", "QueryError"]

@@ -54,29 +54,36 @@ class TypeSpec:
         return self.name.startswith(("int", "uint", "float", "decimal"))
 
 
-def _split_args(args: str) -> tuple:
-    """Comma-separated, optionally quoted values; a doubled quote inside quotes is one
-    quote character, as in SQL (``enum('it''s')``, which datajoint declares too)."""
-    values, token, quote = [], "", None
-    chars = iter(enumerate(args))
-    for i, ch in chars:
-        if quote:
-            if ch == quote and args[i + 1:i + 2] == quote:
-                token += ch
-                next(chars)
-            elif ch == quote:
-                quote = None
+def _split_args(args: str, where: str = "") -> tuple:
+    """The values of ``enum(...)``: each one quoted (``'`` or ``"``), separated by commas;
+    a doubled quote inside quotes is one quote character, as in SQL (``enum('it''s')``,
+    which datajoint declares too). Anything else outside the quotes is refused (it
+    would otherwise be read into a value, or into the DDL)."""
+    values, i, n = [], 0, len(args)
+    while True:
+        while i < n and args[i].isspace():
+            i += 1
+        if i >= n or args[i] not in "'\"":
+            raise DeclarationError(f"{where}enum({args}): every value must be quoted")
+        quote, token, i = args[i], "", i + 1
+        while True:
+            if i >= n:
+                raise DeclarationError(f"{where}enum({args}): a quote is not closed")
+            if args[i] == quote and args[i + 1:i + 2] == quote:
+                token, i = token + quote, i + 2
+            elif args[i] == quote:
+                i += 1
+                break
             else:
-                token += ch
-        elif ch in "'\"":
-            quote = ch
-        elif ch == ",":
-            values.append(token.strip())
-            token = ""
-        else:
-            token += ch
-    values.append(token.strip())
-    return tuple(v for v in values)
+                token, i = token + args[i], i + 1
+        values.append(token)
+        while i < n and args[i].isspace():
+            i += 1
+        if i >= n:
+            return tuple(values)
+        if args[i] != ",":
+            raise DeclarationError(f"{where}enum({args}): unexpected {args[i:]!r} after the value {token!r}")
+        i += 1
 
 
 _INT_ARG = re.compile(r"\s*[+-]?[0-9]{1,9}\s*", re.ASCII)
@@ -135,14 +142,14 @@ def parse_type(text: str, where: str = "") -> TypeSpec:
     native SQL types (``int``, ``double``, ``longblob``; accepted with a warning), and
     datajoint's ``<integer type> auto_increment``."""
     raw = " ".join(text.strip().split())
-    auto = _AUTO_INCREMENT.match(raw)
+    auto = _AUTO_INCREMENT.fullmatch(raw)
     if auto:
         base = parse_type(auto.group("type"), where)
         if base.is_codec or not base.name.startswith(("int", "uint")):
             raise DeclarationError(f"{where}auto_increment needs an integer type, got {auto.group('type')!r}")
         return replace(base, text=raw, auto_increment=True)
     low = raw.lower()
-    m = _CODEC.match(raw)
+    m = _CODEC.fullmatch(raw)
     if m:
         store = m.group("store")
         if store is None and "@" in raw:
@@ -150,13 +157,13 @@ def parse_type(text: str, where: str = "") -> TypeSpec:
         return TypeSpec(raw, "codec", m.group("name").lower(), (), store)
     if low in CORE_SIMPLE:
         return TypeSpec(low, "core", low)
-    m = _PARAM.match(raw)
+    m = _PARAM.fullmatch(raw)
     if m:
         name = m.group("name").strip().lower()
         args_text = m.group("args")
         if name == "enum":
-            values = _split_args(args_text)
-            if not values or any(v == "" for v in values):
+            values = _split_args(args_text, where)
+            if any(v == "" for v in values):
                 raise DeclarationError(f"{where}enum type {raw!r} needs quoted, non-empty values")
             return TypeSpec(raw, "core", "enum", values)
         if not all(_INT_ARG.fullmatch(a) for a in args_text.split(",")):

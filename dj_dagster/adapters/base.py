@@ -134,6 +134,10 @@ class Adapter(AlterMixin):
     def list_schemas(self, conn: Connection) -> list[str]:
         raise NotImplementedError
 
+    def schema_exists(self, conn: Connection, schema: str) -> bool:
+        """Whether ``schema`` exists, system schemas (which list_schemas leaves out) included."""
+        return schema in self.list_schemas(conn)
+
     def list_tables(self, conn: Connection, schema: str) -> list[str]:
         schema_name, _ = self.table_address(schema, "")
         return sa.inspect(conn).get_table_names(schema=schema_name)

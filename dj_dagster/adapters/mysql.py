@@ -60,6 +60,10 @@ class MySQLAdapter(Adapter):
         names = [r[0] for r in conn.exec_driver_sql("SHOW DATABASES")]
         return sorted(n for n in names if n not in SYSTEM_DATABASES)
 
+    def schema_exists(self, conn, schema):
+        return conn.execute(sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"),
+                            {"s": schema}).first() is not None
+
     def list_tables(self, conn, schema):
         rows = conn.execute(sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s "
                                     "AND table_type = 'BASE TABLE'"), {"s": schema})

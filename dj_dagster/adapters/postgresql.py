@@ -113,6 +113,10 @@ class PostgreSQLAdapter(Adapter):
             "AND nspname NOT IN ('information_schema', 'public') ORDER BY nspname")
         return [r[0] for r in rows]
 
+    def schema_exists(self, conn, schema):
+        return conn.execute(sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"),
+                            {"s": schema}).first() is not None
+
     def list_tables(self, conn, schema):
         rows = conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema})
         return [r[0] for r in rows]
