@@ -418,10 +418,12 @@ class Table(QueryExpression, metaclass=TableMeta):
 
     def drop(self, prompt: bool | None = None, part_integrity: str = "enforce", safemode: bool | None = None) -> None:
         """Drop the table and every table that depends on it; ``prompt`` (or
-        ``safemode``) asks first, default ``config["safemode"]``."""
+        ``safemode``) asks first, default ``config["safemode"]``. A part table is dropped
+        only with its master unless ``part_integrity="ignore"``."""
         from .cascade import drop_with_descendants
 
-        drop_with_descendants(self, safemode=prompt if prompt is not None else safemode)
+        drop_with_descendants(self, safemode=prompt if prompt is not None else safemode,
+                              part_integrity=part_integrity)
 
     @property
     def is_declared(self) -> bool:
@@ -450,6 +452,40 @@ class Table(QueryExpression, metaclass=TableMeta):
         if isinstance(prompt, str):  # the older call alter(definition): no question asked
             prompt, definition = False, prompt
         return alter(self, definition or type(self).definition, context=context, prompt=prompt)
+
+
+def _not_configured(cls: type) -> DataJointError:
+    return DataJointError(f"Table class {cls.__name__} is not properly configured: decorate it with @schema "
+                          "and activate the schema (dj.Schema(name) or schema.activate(name)) before using it")
+
+
+class FreeTable(Table):
+    """A table named by its full name, with no class written for it:
+    ``FreeTable(connection, "schema.table")`` (the class registered for the table, or
+    one made from the catalog, answers its methods); ``FreeTable("schema.table")`` uses
+    ``dj.conn()``."""
+
+    def __new__(cls, connection=None, full_table_name: str | None = None):
+        if cls is not FreeTable:  # a bound FreeTable class, as type(self)() makes it
+            return super().__new__(cls)
+        from .schema import table_class
+
+        if isinstance(connection, str) and full_table_name is None:  # FreeTable("schema.table"): dj.conn()'s
+            from .connection import conn
+
+            connection, full_table_name = conn(), connection
+        if connection is None or full_table_name is None:
+            raise DataJointError("FreeTable(connection, full_table_name) needs both")
+        base = table_class(connection, full_table_name)
+        made = connection.__dict__.setdefault("free_classes", {})
+        cls = made.get(full_table_name)
+        if cls is None or base not in cls.__bases__:
+            cls = type(base.__name__, (FreeTable, base), {"__module__": __name__})
+            made[full_table_name] = cls
+        return super().__new__(cls)
+
+    def __init__(self, connection=None, full_table_name: str | None = None):
+        super().__init__()
 
 
 def _not_configured(cls: type) -> DataJointError:
@@ -494,4 +530,4 @@ def _driver_message(exc: Exception) -> str:
     return str(orig).splitlines()[0] if str(orig) else type(orig).__name__
 
 
-__all__ = ["Table", "TableMeta", "QueryError"]
+__all__ = ["Table", "TableMeta", "FreeTable", "QueryError"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import dj_dagster as dj
@@ -114,7 +116,7 @@ def test_failing_make_leaves_nothing_and_errors_are_recorded(pipeline):
     assert len(result["error_list"]) == 2
     errors = Score.jobs.errors
     assert len(errors) == 2 and all("negative duration" in e["error_message"] for e in errors)
-    assert Score.jobs.reserved == []
+    assert len(Score.jobs.reserved) == 0
     # errored keys are not retried until the errors are cleared
     assert Score.populate(reserve_jobs=True, suppress_errors=True)["success_count"] == 0
 
@@ -125,18 +127,22 @@ def _job_keys(jobs, status):
 
 
 def test_refresh_drops_jobs_done_or_gone(pipeline):
-    """refresh() adds a pending job per key to do, drops pending jobs whose result exists
-    or whose key left the key source, and error jobs whose key left it (restricted or not)."""
+    """refresh() adds a pending job per key to do and drops pending jobs whose result
+    exists; as datajoint does, jobs whose key left the key source go once older than
+    stale_timeout, and success or error records at once when their row is gone too."""
     Session, Score = pipeline["Session"], pipeline["Score"]
     jobs = Score.jobs
     assert jobs.refresh()["added"] == 6
     Score.insert1({"subject_id": 1, "session": 1, "method": "double", "score": 0.0}, allow_direct_insert=True)
     (Session & {"subject_id": 2}).delete(safemode=False)  # two keys gone from the key source
     out = jobs.refresh()
-    assert (out["added"], out["removed"]) == (0, 3)
+    assert (out["added"], out["removed"]) == (0, 1)  # the done key's job; the gone ones are fresh
+    assert len(jobs.pending) == 5
+    time.sleep(0.05)
+    assert jobs.refresh(stale_timeout=0.01)["removed"] == 2
     assert _job_keys(jobs, "pending") == [(1, 1, "triple"), (1, 2, "double"), (1, 2, "triple")]
     # an error job stays while its key is in the key source, done or not
-    jobs.error({"subject_id": 1, "session": 2, "method": "double"}, ValueError("bad"), 0.1)
+    jobs.error({"subject_id": 1, "session": 2, "method": "double"}, "bad")
     Score.insert1({"subject_id": 1, "session": 2, "method": "double", "score": 0.0}, allow_direct_insert=True)
     assert jobs.refresh()["removed"] == 0
     assert _job_keys(jobs, "error") == [(1, 2, "double")]
@@ -144,8 +150,8 @@ def test_refresh_drops_jobs_done_or_gone(pipeline):
     Score.insert1({"subject_id": 1, "session": 1, "method": "triple", "score": 0.0}, allow_direct_insert=True)
     (Session & {"subject_id": 1, "session": 2}).delete(safemode=False)
     out = jobs.refresh({"subject_id": 1, "session": 1})
-    assert (out["added"], out["removed"]) == (0, 3)  # (1,1,triple) done; both session-2 jobs gone
-    assert _job_keys(jobs, "pending") == [] and _job_keys(jobs, "error") == []
+    assert (out["added"], out["removed"]) == (0, 2)  # (1,1,triple) done; the error record of a gone row
+    assert _job_keys(jobs, "pending") == [(1, 2, "triple")] and _job_keys(jobs, "error") == []
 
 
 @pytest.mark.parametrize("keep", [False, True])
@@ -159,7 +165,7 @@ def test_reserved_populate_recomputes_deleted_results(pipeline, keep, monkeypatc
     calls.clear()
     assert Score.populate(reserve_jobs=True)["success_count"] == 2
     assert sorted(c["method"] for c in calls) == ["double", "triple"]
-    assert len(Score()) == 6 and len(Score.Detail()) == 18 and Score.jobs.pending == []
+    assert len(Score()) == 6 and len(Score.Detail()) == 18 and len(Score.jobs.pending) == 0
 
 
 def test_key_made_elsewhere_during_populate_is_skipped(schema):
