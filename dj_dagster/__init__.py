@@ -22,7 +22,7 @@ from . import errors
 from .errors import ThreadSafetyError
 from .instance import Instance
 from .logging import logger
-from .table import Table
+from .table import FreeTable, Table
 from .autopopulate import AutoPopulate
 from .version import __version__
 from .insert_rows import ValidationResult
@@ -55,5 +55,5 @@ __all__ = [
     "Computed", "Imported", "Lookup", "Manual", "Part", "Entry", "Ingest", "Compute", "Codec", "Diagram", "schema", "gc",
     "get_codec", "list_codecs", "SchemaCodec", "ObjectRef", "NpyRef", "MatCell", "MatStruct", "StorageAdapter",
     "get_storage_adapter", "SparkAdapter",
-    "errors", "ThreadSafetyError", "Instance", "logger", "Table", "AutoPopulate", "cli", "__version__",
+    "errors", "ThreadSafetyError", "Instance", "logger", "Table", "FreeTable", "AutoPopulate", "cli", "__version__",
 ]
