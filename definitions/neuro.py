@@ -110,6 +110,13 @@ class SubjectSummary(dj.Computed):
     total_spikes : int64
     """
 
+    @property
+    def key_source(self):
+        """A subject is summarized once it has sessions and every one is spike-sorted: the
+        make reads SpikeSort, which is not among its foreign-key ancestors, so the key
+        source is what waits for it. A later session needs the summary deleted to redo it."""
+        return (Subject & Session) - (Session - SpikeSort).proj()
+
     def make(self, key):
         n_spikes = (SpikeSort.Unit & key).to_arrays("n_spikes")
         self.insert1({**key, "n_sessions": len(SpikeSort & key), "total_spikes": int(np.sum(n_spikes))})

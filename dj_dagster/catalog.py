@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from .declare import TableDef, unquote_default
-from .errors import DeclarationError, MissingTableError
+from .declare import TableDef
+from .errors import AccessError, DeclarationError, MissingTableError, translate_driver_error
 from .heading import Attribute, Heading
 from .types import parse_type
 
@@ -143,7 +143,9 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
                     index.create(conn)
                 adapter.columns_created(conn, schema, table, sa_table.columns)
             except sa.exc.DBAPIError as exc:
-                raise DeclarationError(f"Cannot declare table {schema}.{table}: {getattr(exc, 'orig', exc)}") from None
+                # a missing privilege is an AccessError, as datajoint raises it
+                kind = AccessError if isinstance(translate_driver_error(exc), AccessError) else DeclarationError
+                raise kind(f"Cannot declare table {schema}.{table}: {getattr(exc, 'orig', exc)}") from None
             adapter.write_comments(conn, schema, table, definition.comment,
                                    {a.name: a.sql_comment for a in definition.attributes})
             _write_lineage(conn, adapter, schema, table, definition)
@@ -252,9 +254,8 @@ def _server_default(a: Attribute, table: str):
     text = a.default
     if text.upper() == "CURRENT_TIMESTAMP":
         return sa.text("CURRENT_TIMESTAMP")
-    value = unquote_default(text)
-    if value is not None:
-        return value
+    if text[:1] in "'\"" and text[-1:] == text[:1]:
+        return text[1:-1]
     if a.type.name == "bool":
         return sa.text("TRUE" if text.lower() in ("1", "true") else "FALSE")
     try:
