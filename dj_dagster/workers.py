@@ -101,7 +101,7 @@ class _Pool:
                         return
                     raise EOFError
                 message = worker.conn.recv()
-            except (EOFError, OSError):
+            except Exception:  # noqa: BLE001 - closed, or cut off mid-message by its death
                 self.retire(worker, bar)
                 return
             if message[0] == "done":
@@ -115,12 +115,16 @@ class _Pool:
                 self.last_failure = message[1]
                 self.record_death(worker, message[1], bar)
             if message[0] in ("ready", "done"):
-                if self.todo:
-                    worker.key_index = self.todo.popleft()
-                    worker.started = time.perf_counter()
-                    worker.conn.send(worker.key_index)
-                else:
-                    worker.conn.send(None)
+                index = self.todo.popleft() if self.todo else None
+                try:
+                    worker.conn.send(index)
+                except OSError:  # it died just now: the key goes back to the others
+                    if index is not None:
+                        self.todo.appendleft(index)
+                    worker.lost_key = True  # it was working: a replacement takes over
+                    self.retire(worker, bar)
+                    return
+                worker.key_index, worker.started = index, time.perf_counter()
 
     def record_death(self, worker: _Worker, why: str, bar) -> None:
         index, worker.key_index = worker.key_index, None
