@@ -401,3 +401,14 @@ def test_no_module_registry_and_no_plain_passwords():
         resources.DataJointIOManager(database_url="mysql://me:s3cret@db.example")
     DataJointResource(database_url=dg.EnvVar("DJ_DATABASE_URL"))
     DataJointResource(database_url="postgresql://me@db.example/lab")
+    # build_definitions puts the pipeline's own URL in config only when it holds no password
+    import types
+
+    import sqlalchemy as sa
+
+    from dj_dagster.orchestration.definitions import _config_url
+
+    with_password = types.SimpleNamespace(url=sa.make_url("postgresql://me:s3cret@db.example/lab"))
+    assert _config_url(with_password) is None
+    plain = types.SimpleNamespace(url=sa.make_url("sqlite:////tmp/x.sqlite"))
+    assert _config_url(plain) == "sqlite:////tmp/x.sqlite"
