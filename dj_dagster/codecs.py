@@ -319,6 +319,17 @@ def column_decoder_for(expr, attr) -> Callable[[list], list] | None:
     _, chain, _ = attribute_chain(attr)
     context = {"config": config}
     key = {"_config": config}
+    inner, outer = chain[-1], chain[-2::-1]
+    if outer and getattr(inner, "reads_together", False) and all(
+            type(c).decode_many is Codec.decode_many for c in outer):
+        # the objects are read in bounded chunks and decoded while their chunk is in memory
+        calls = [_decoder(c) for c in outer]
+
+        def then(value):
+            for call in calls:
+                value = call(value, key, context)
+            return value
+        return lambda values: inner.decode_many(values, key=key, context=context, then=then)
 
     def decode(values: list) -> list:
         for c in reversed(chain):

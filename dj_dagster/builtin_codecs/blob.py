@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..codecs import Codec
-from ._util import decode_overridden
 
 
 class BlobCodec(Codec):
@@ -27,10 +26,3 @@ class BlobCodec(Codec):
         from .. import blob
 
         return blob.unpack(bytes(stored))
-
-    def decode_many(self, values: list, **kwargs) -> list:
-        if decode_overridden(self, BlobCodec):
-            return super().decode_many(values, **kwargs)
-        from .. import blob
-
-        return [blob.unpack(bytes(v)) for v in values]

@@ -36,9 +36,15 @@ class HashCodec(Codec):
 
         return hash_registry.get_hash(stored, config=config_of(key, context))
 
-    def decode_many(self, values: list, **kwargs) -> list:
+    reads_together = True  # decode_many(values, then=f): f applied to each object as its chunk arrives
+
+    def decode_many(self, values: list, *, then=None, **kwargs) -> list:
+        """The objects of a column read together, in chunks of bounded size; ``then``
+        (optional) turns each object's bytes into the value to return while its chunk is in
+        memory, so a large fetch never holds all the raw bytes at once."""
         if decode_overridden(self, HashCodec):
-            return super().decode_many(values, **kwargs)
+            out = super().decode_many(values, **kwargs)
+            return [then(v) for v in out] if then is not None else out
         from ..external import get_contents
 
-        return get_contents(values)
+        return get_contents(values, then)
