@@ -9,7 +9,7 @@ import pytest
 
 import dj_dagster as dj
 from definitions.runner import run_until_settled, sensor_tick
-from dj_dagster.orchestration import build_definitions
+from dj_dagster.orchestration import DataJointResource, build_definitions
 
 
 def declare_lab(schema, other):
@@ -392,7 +392,7 @@ def test_tables_filled_outside_make_are_observed(schema):
 
 def test_no_module_registry_and_no_plain_passwords():
     from dj_dagster.errors import DataJointError
-    from dj_dagster.orchestration import DataJointResource, resources
+    from dj_dagster.orchestration import resources
 
     assert not hasattr(resources, "TABLES_BY_ASSET")
     with pytest.raises(DataJointError, match="EnvVar"):
@@ -412,3 +412,22 @@ def test_no_module_registry_and_no_plain_passwords():
     assert _config_url(with_password) is None
     plain = types.SimpleNamespace(url=sa.make_url("sqlite:////tmp/x.sqlite"))
     assert _config_url(plain) == "sqlite:////tmp/x.sqlite"
+
+
+def test_env_var_url_with_password_resolves_at_run_time(monkeypatch):
+    """An EnvVar URL with a password is accepted, resolved in the run, and not in storage."""
+    monkeypatch.setenv("DJ_TEST_SECRET_URL", "postgresql://me:pw-a1b2c3@db.invalid/lab")
+
+    @dg.asset
+    def sees_url(datajoint: DataJointResource) -> bool:
+        return datajoint.database_url.endswith("pw-a1b2c3@db.invalid/lab")
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([sees_url], instance=instance,
+                                resources={"datajoint": DataJointResource(database_url=dg.EnvVar("DJ_TEST_SECRET_URL"))})
+        assert result.success and result.output_for_node("sees_url") is True
+        run = instance.get_run_by_id(result.run_id)
+        snapshot = instance.get_job_snapshot(run.job_snapshot_id)
+        from dagster._serdes import serialize_value
+
+        assert "pw-a1b2c3" not in serialize_value(snapshot) + serialize_value(run)

@@ -10,6 +10,7 @@ string with a password is refused."""
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import dagster as dg
@@ -24,10 +25,15 @@ from ..partition_keys import decode_key
 TABLE_METADATA = "dj/table"
 
 
+# Dagster rebuilds a resource at run time from its resolved config (an EnvVar's value is
+# then a plain string): only a URL written in code is refused.
+_RESOLVING = contextvars.ContextVar("dj_resolving_resource_config", default=False)
+
+
 def refuse_plain_password(value):
     """``database_url`` accepts None, ``dagster.EnvVar("NAME")``, or a plain URL without a
     password; a plain URL with one would be written into Dagster's run storage."""
-    if value is None or isinstance(value, dg.EnvVar) or not isinstance(value, str):
+    if value is None or isinstance(value, dg.EnvVar) or not isinstance(value, str) or _RESOLVING.get():
         return value
     try:
         password = sa.make_url(value).password
@@ -41,6 +47,14 @@ def refuse_plain_password(value):
 
 
 class _DatabaseURL:
+    def _with_updated_values(self, values):
+        """Dagster's run-time rebuild from resolved config (EnvVar values included)."""
+        token = _RESOLVING.set(True)
+        try:
+            return super()._with_updated_values(values)
+        finally:
+            _RESOLVING.reset(token)
+
     def connection(self) -> Connection:
         """The connection for ``database_url``, or the default one (DJ_DATABASE_URL or the
         embedded default) when it is unset."""
