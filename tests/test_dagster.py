@@ -431,3 +431,20 @@ def test_env_var_url_with_password_resolves_at_run_time(monkeypatch):
         from dagster._serdes import serialize_value
 
         assert "pw-a1b2c3" not in serialize_value(snapshot) + serialize_value(run)
+
+
+def test_column_lineage_and_code_references(lab):
+    tables, defs, schema, other = lab
+    graph = defs.resolve_asset_graph()
+    pair = graph.get(key(schema, "pair")).metadata
+    deps = pair["dagster/column_lineage"].deps_by_column
+    assert deps["ref_session"] == [dg.TableColumnDep(asset_key=key(schema, "session"), column_name="session")]
+    assert {(d.asset_key, d.column_name) for d in deps["session"]} == {(key(schema, "stats"), "session")}
+    channel = graph.get(key(schema, "stats__channel")).metadata["dagster/column_lineage"].deps_by_column
+    assert channel["subject"] == [dg.TableColumnDep(asset_key=key(schema, "stats"), column_name="subject")]
+    assert "dagster/column_lineage" not in graph.get(key(other, "subject")).metadata  # no parents
+    reference = pair["dagster/code_references"].code_references[0]
+    assert reference.file_path == __file__
+    import linecache
+
+    assert linecache.getline(__file__, reference.line_number).strip().startswith("class Pair(")

@@ -80,6 +80,10 @@ def _materialize_metadata(translator: DataJointTranslator, table, extra: dict, f
     return meta
 
 
+def _lineage(translator, node: TableNode, key_of) -> dg.TableColumnLineage | None:
+    return translator.get_column_lineage(node.table, {p: key_of[p] for p in node.parents if p in key_of})
+
+
 def _failure(table, errors, success_count) -> dg.Failure:
     shown = "\n".join(f"- {k}: {type(e).__name__}: {e}" for k, e in errors[:MAX_ERRORS_SHOWN])
     return dg.Failure(
@@ -94,7 +98,11 @@ def build_group_asset(plan: PipelinePlan, group: list[TableNode], translator: Da
     specs = []
     for node in group:
         deps = [key_of[p] for p in node.parents if p in key_of and p != node.full_name]
-        specs.append(translator.get_asset_spec(node.table, deps, pdef))
+        spec = translator.get_asset_spec(node.table, deps, pdef)
+        lineage = _lineage(translator, node, key_of)
+        if lineage is not None:
+            spec = spec.merge_attributes(metadata={"dagster/column_lineage": lineage})
+        specs.append(spec)
     if master.tier == "Manual" or not has_make(master.cls):
         return specs  # external: recorded by the sensor, never materialized by a run
     name = f"{translator.get_group_name(master.table)}__{key_of[master.full_name].path[-1]}"
@@ -167,4 +175,7 @@ def _populate_partitions(context, plan: PipelinePlan, group: list[TableNode], tr
         if len(keys) == 1:
             common["dj/definition"] = dg.MetadataValue.md(f"```\n{node.table.describe()}```")
             common["dagster/column_schema"] = translator.get_column_schema(node.table)
+            lineage = _lineage(translator, node, key_of)
+            if lineage is not None:
+                common["dagster/column_lineage"] = lineage
         yield dg.MaterializeResult(asset_key=key_of[node.full_name], metadata=common)

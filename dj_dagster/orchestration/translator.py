@@ -4,6 +4,8 @@ any ``get_*`` method, as with dagster-dbt's DagsterDbtTranslator."""
 from __future__ import annotations
 
 import hashlib
+import inspect
+import linecache
 import re
 
 import dagster as dg
@@ -68,14 +70,53 @@ class DataJointTranslator:
         return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(
             other=[f"primary key ({', '.join(heading.primary_key)})"]))
 
+    def get_code_references(self, table) -> dg.CodeReferencesMetadataValue | None:
+        """Where the table class is written: the line of its ``class`` statement (or of its
+        make), found without parsing the file. None for classes made from the catalog."""
+        cls = type(table)
+        if cls.__module__.startswith("dj_dagster."):
+            return None
+        try:
+            path = inspect.getsourcefile(cls)
+        except TypeError:
+            return None
+        if not path:
+            return None
+        pattern = re.compile(rf"^\s*class\s+{re.escape(cls.__name__)}\b")
+        line = next((i + 1 for i, text in enumerate(linecache.getlines(path)) if pattern.match(text)), None)
+        make = vars(cls).get("make")
+        if line is None and make is not None and hasattr(make, "__code__"):
+            line = make.__code__.co_firstlineno
+        if line is None:
+            return None
+        return dg.CodeReferencesMetadataValue(code_references=[
+            dg.LocalFileCodeReference(file_path=path, line_number=line, label=cls.__qualname__)])
+
+    def get_column_lineage(self, table, parent_keys: dict[str, dg.AssetKey]) -> dg.TableColumnLineage | None:
+        """Exact column lineage from the foreign keys: each inherited attribute depends on
+        its parent's attribute (renamed ones included). ``parent_keys``: full table name ->
+        asset key of the parents in the pipeline."""
+        deps: dict[str, list] = {}
+        for parent, data in table._connection.dependencies.parents(table.full_table_name):
+            key = parent_keys.get(parent)
+            if key is None:
+                continue
+            for child_attr, parent_attr in data.get("attr_map", {}).items():
+                deps.setdefault(child_attr, []).append(dg.TableColumnDep(asset_key=key, column_name=parent_attr))
+        return dg.TableColumnLineage(deps_by_column=deps) if deps else None
+
     def get_metadata(self, table) -> dict:
-        return {
+        meta = {
             "dj/table": table.full_table_name,
             "dj/tier": table.tier,
             "dagster/column_schema": self.get_column_schema(table),
             "dagster/table_name": table.full_table_name,
             "dj/definition": dg.MetadataValue.md(f"```\n{table.describe()}```"),
         }
+        references = self.get_code_references(table)
+        if references is not None:
+            meta["dagster/code_references"] = references
+        return meta
 
     def get_asset_spec(self, table, deps: list[dg.AssetKey], partitions_def) -> dg.AssetSpec:
         return dg.AssetSpec(
