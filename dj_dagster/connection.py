@@ -122,8 +122,9 @@ class Connection:
         self._use_tls = use_tls
         if host is not None or user is not None:
             url = _server_url(host, user, password, port, backend, database_name, config)
-            if use_tls:
-                engine_kwargs.setdefault("connect_args", {})["ssl"] = use_tls if isinstance(use_tls, dict) else {}
+            tls = _tls_arguments(url.get_backend_name(), use_tls)
+            if tls:
+                engine_kwargs["connect_args"] = {**engine_kwargs.get("connect_args", {}), **tls}
         url = url or settings.config.get("database_url") or settings.default_database_url()
         try:
             self.url = sa.make_url(url)
@@ -176,7 +177,7 @@ class Connection:
         info = dict(host=self.url.host, port=self.url.port, user=self.url.username,
                     database_name=self.url.database, ssl_input=self._use_tls)
         if self._use_tls:
-            info["ssl"] = self._use_tls if isinstance(self._use_tls, dict) else {}
+            info["ssl"] = _tls_arguments(self.url.get_backend_name(), self._use_tls)
         return info
 
     @property
@@ -531,6 +532,23 @@ class QueryCursor:
 
     def close(self) -> None:
         pass
+
+
+def _tls_arguments(backend: str, use_tls: bool | dict | None) -> dict[str, Any]:
+    """The driver's connect arguments for datajoint's ``use_tls``: True requires TLS
+    (the connection fails when the server does not offer it; certificates are not checked
+    unless options say so), False turns TLS off, a dict gives the driver's TLS options
+    (pymysql's ``ssl`` dict; libpq's ``sslmode``, ``sslrootcert``, ...), None leaves the
+    driver's default."""
+    if use_tls is None:
+        return {}
+    if backend == "postgresql":
+        if isinstance(use_tls, dict):
+            return {"sslmode": "require", **use_tls}
+        return {"sslmode": "require" if use_tls else "disable"}
+    if isinstance(use_tls, dict):  # pymysql takes an empty dict as "no TLS": ask for it explicitly
+        return {"ssl": dict(use_tls) or {"check_hostname": False}}
+    return {"ssl": {"check_hostname": False}} if use_tls else {"ssl_disabled": True}
 
 
 def _server_url(host: str | None, user: str | None, password: str | None, port: int | None,

@@ -276,3 +276,27 @@ def test_import_loads_no_heavy_library():
             "heavy = [m for m in ('pandas', 'sqlglot', 'networkx', 'dagster') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.backends("mysql", "postgresql")
+def test_use_tls_true_never_connects_in_plain_text(backend):
+    """use_tls=True requires TLS: either the session is encrypted or the connection fails
+    (pymysql reads an empty ssl dict as "no TLS", so it must never be what we pass)."""
+    host, port, user, password = SERVER_URLS[backend]
+    c = dj.Connection(f"{host}:{port}", user, password, backend=backend, use_tls=True)
+    try:
+        check = ("SHOW STATUS LIKE 'Ssl_cipher'" if backend == "mysql"
+                 else "SELECT ssl::text, 'x' FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        row = c.query(check).fetchone()
+    except DataJointError as exc:
+        assert "SSL" in str(exc) or "TLS" in str(exc)
+    else:
+        assert row[1] and row[1] != "false" if backend == "mysql" else row[0] == "true"
+    finally:
+        c.close()
+    plain = dj.Connection(f"{host}:{port}", user, password, backend=backend, use_tls=False)
+    try:
+        assert plain.query("SELECT 1").fetchone()[0] == 1
+        assert plain.conn_info["ssl_input"] is False and "ssl" not in plain.conn_info
+    finally:
+        plain.close()
