@@ -25,15 +25,15 @@ log = logging.getLogger(__name__)
 def confirm(question: str) -> bool:
     """Ask with ``input()`` (a terminal, Jupyter, anything that answers it) until the
     answer is yes or no; an empty answer means no, and so does having no input at all
-    (stdin closed or captured). Used where ``config["safemode"]`` / ``prompt=`` asks."""
-    while True:
-        try:
-            answer = input(f"{question} [yes/No]: ").strip().lower()
-        except (EOFError, OSError, RuntimeError):  # nobody can answer: the safe answer
-            print("\nno answer: taken as no")
-            return False
-        if answer in ("yes", "no", ""):
-            return answer == "yes"
+    (stdin closed or captured). Used where ``config["safemode"]`` / ``prompt=`` asks;
+    it asks through ``dj.utils.user_choice``, as datajoint does."""
+    from . import utils
+
+    try:
+        return utils.user_choice(question, default="no") == "yes"
+    except (EOFError, OSError, RuntimeError):  # nobody can answer: the safe answer
+        print("\nno answer: taken as no")
+        return False
 
 
 PART_INTEGRITY = ("enforce", "ignore", "cascade")
@@ -237,6 +237,26 @@ def plan_trace(table) -> CascadePlan:
         if by_values:
             keyed[name] = values
     return CascadePlan(conn, {n: restricted[n] for n in order if n in restricted})
+
+
+def plan_restrict(connection, graph, shown: set, current: dict, table_expr) -> dict:
+    """``current`` (full name -> restricted table) further restricted by ``table_expr``
+    and downstream of it: each shown descendant keeps the rows referring to kept rows
+    of every restricted parent (AND where paths meet)."""
+    from .schema import table_object
+
+    result = dict(current)
+    seed = table_expr.full_table_name
+    result[seed] = (result[seed] & table_expr.proj()) if seed in result else table_expr
+    below = nx.descendants(graph, seed) & set(shown)
+    for name in connection.dependencies.topo_sort(below):
+        expr = result.get(name, table_object(connection, name))
+        for parent, _, data in graph.in_edges(name, data=True):
+            if parent in result:
+                renames = {c: p for c, p in data["attr_map"].items() if c != p}
+                expr = expr & (result[parent].proj(**renames) if renames else result[parent].proj())
+        result[name] = expr
+    return result
 
 
 def _plain_key(table) -> dict | None:

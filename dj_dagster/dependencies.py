@@ -99,6 +99,10 @@ class Dependencies:
                     g.add_edge(fk.parent, info.full_name, attr_map=fk.attr_map, primary=fk.primary)
         return g
 
+    def __contains__(self, name) -> bool:
+        """Whether the table ``name`` (full name) is in the graph."""
+        return name in self.graph
+
     def parents(self, name: str, primary: bool | None = None) -> list[tuple[str, dict]]:
         g = self.graph
         if name not in g:

@@ -76,6 +76,18 @@ _MERMAID_SHAPE = {
 }
 
 
+def _pydot_importable() -> bool:
+    try:
+        import pydot  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# datajoint's flag: whether make_dot() can build pydot graphs here
+diagram_active = _pydot_importable()
+
+
 def dot_available() -> bool:
     """Whether Graphviz's ``dot`` executable is on PATH."""
     return shutil.which("dot") is not None
@@ -193,6 +205,9 @@ class Diagram:
         if isinstance(source, Diagram):
             self._graph = source._graph
             self._connection = source._connection
+            if getattr(source, "_restrict_conditions", None):
+                self._restrict_conditions = dict(source._restrict_conditions)
+                self._mode = "restrict"
             self.nodes_to_show = set(source.nodes_to_show)
             self.context = dict(source.context) if context is None else dict(context)
             self.show_parts = source.show_parts if show_parts is None else show_parts
@@ -263,11 +278,51 @@ class Diagram:
         result._plan, result._mode = plan, mode
         return result
 
+    def restrict(self, table_expr) -> "Diagram":
+        """A copy restricted for export: ``table_expr`` (a restricted table of the
+        diagram) and, downstream of it, each shown table restricted to the rows that
+        refer to rows kept in ALL its restricted parents (AND where paths meet, where
+        cascade() takes any). Chainable; not on a cascade."""
+        from .cascade import plan_restrict
+
+        if self._mode == "cascade":
+            raise DataJointError("restrict() cannot be applied to a Diagram made by Diagram.cascade(): cascade and "
+                                 "restrict are different modes")
+        table_expr = table_expr() if isinstance(table_expr, type) else table_expr
+        result = self._copy()
+        result._restrict_conditions = plan_restrict(self._connection, self._graph, self.nodes_to_show,
+                                                    getattr(self, "_restrict_conditions", None) or {}, table_expr)
+        result._mode = "restrict"
+        return result
+
+    def prune(self) -> "Diagram":
+        """A copy without the tables that have no rows: no rows at all, or, after
+        restrict(), none under its restrictions. Not on a cascade (a delete must keep
+        every table it may reach)."""
+        from .schema import table_object
+
+        if self._mode == "cascade":
+            raise DataJointError("prune() cannot be used on a Diagram made by Diagram.cascade(): a cascade keeps "
+                                 "every table it may delete from")
+        result = self._copy()
+        conditions = getattr(self, "_restrict_conditions", None)
+        if conditions:
+            result._mode = "restrict"
+            result._restrict_conditions = {n: e for n, e in conditions.items() if len(e)}
+            result.nodes_to_show -= set(conditions) - set(result._restrict_conditions)
+        else:
+            result.nodes_to_show = {n for n in result.nodes_to_show if len(table_object(self._connection, n))}
+        return result
+
     def counts(self) -> dict[str, int]:
-        """The number of rows of each table of a cascade or trace (no data changes)."""
+        """The number of rows of each table of a cascade, a trace or a restricted
+        diagram (no data changes)."""
+        conditions = getattr(self, "_restrict_conditions", None)
+        if conditions:
+            return {n: len(conditions[n]) for n in self.topo_sort() if n in conditions}
         if self._plan is None:
-            raise DataJointError("counts() needs restrictions: use Diagram.cascade(table_expr) or "
-                                 "Diagram.trace(table_expr)")
+            raise DataJointError("counts() needs restrictions: use Diagram.cascade(table_expr), "
+                                 "Diagram.trace(table_expr) or diagram.restrict(table_expr)")
         return self._plan.counts()
 
     def __getitem__(self, key):
@@ -398,7 +453,11 @@ class Diagram:
         from .schema import table_object
 
         for name in self.topo_sort():
-            yield self._plan.table(name) if self._plan is not None else table_object(self._connection, name)
+            conditions = getattr(self, "_restrict_conditions", None)
+            if conditions and name in conditions:
+                yield conditions[name]
+            else:
+                yield self._plan.table(name) if self._plan is not None else table_object(self._connection, name)
 
     def _labels(self, nodes: Iterable[str]) -> dict[str, str]:
         by_context = _context_names(self.context)
@@ -524,7 +583,21 @@ class Diagram:
     make_mermaid = to_mermaid  # DataJoint's name
 
     def to_dot(self) -> str:
-        """Graphviz DOT source: one cluster per schema, tier shapes and colours."""
+        """Graphviz DOT source: one cluster per schema, tier shapes and colours; nodes
+        are named by full table name."""
+        return self._dot_source(by_label=False)
+
+    def make_dot(self):
+        """The diagram as a ``pydot.Dot`` graph (datajoint's form: nodes named by their
+        class names; edge ``penwidth`` 2 for a 1:1 dependency, 0.75 for one-to-many).
+        Needs pydot."""
+        try:
+            import pydot
+        except ImportError:  # pragma: no cover - pydot is a dependency of the diagram extra
+            raise DataJointError("make_dot() needs pydot (pip install pydot)") from None
+        return pydot.graph_from_dot_data(self._dot_source(by_label=True))[0]
+
+    def _dot_source(self, by_label: bool) -> str:
         view = self._view()
         out = [
             "digraph dj_diagram {",
@@ -546,7 +619,7 @@ class Diagram:
                 label = (f"<<u>{_xml_escape(d['label'])}</u>>" if d["introduces_dimension"]
                          else _dot_quote(d["label"]))
                 out.append(
-                    f"        {_dot_quote(n)} [label={label}, shape={shape}, "
+                    f"        {_dot_quote(d['label'] if by_label else n)} [label={label}, shape={shape}, "
                     f'style="{"rounded,filled" if rounded else "filled"}", fillcolor="{fill}", color="{stroke}", '
                     f'fontcolor="{text}", fontsize={size}, height={height}, tooltip={_dot_quote(n)}];')
             out.append("    }")
@@ -556,7 +629,8 @@ class Diagram:
                      f"penwidth={0.75 if d['multi'] else 2}", f"weight={1 if d['multi'] else 3}"]
             if d["label"]:
                 attrs += [f"label={_dot_quote(d['label'])}", f'fontcolor="{RENAMED_COLOR}"']
-            out.append(f"    {_dot_quote(u)} -> {_dot_quote(v)} [{', '.join(attrs)}];")
+            ends = (view.nodes[u]["label"], view.nodes[v]["label"]) if by_label else (u, v)
+            out.append(f"    {_dot_quote(ends[0])} -> {_dot_quote(ends[1])} [{', '.join(attrs)}];")
         out.append("}")
         return "\n".join(out) + "\n"
 
