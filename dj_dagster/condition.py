@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import math
 import sys
 import uuid
 from collections.abc import Mapping
@@ -108,7 +107,7 @@ def restriction_value(attr, value: Any) -> Any:
     NULL, :data:`IMPOSSIBLE` when no stored value can equal it (out of range, too long,
     not a member of the enum...). Values that are not single values (lists, dicts,
     objects) raise :class:`QueryError`: they reach SQL only as typed, bound values."""
-    from .insert_rows import INT_RANGES, _coercer, _is_missing
+    from .insert_rows import _coercer, _is_missing
 
     if attr.codec:
         raise QueryError(f"Cannot restrict by attribute {attr.name!r}: its type {attr.type.text} is not comparable")
@@ -123,26 +122,11 @@ def restriction_value(attr, value: Any) -> Any:
     if not isinstance(value, _SCALARS):
         raise QueryError(f"Cannot restrict by attribute {attr.name!r} ({attr.type.text}) with {_shown(value)}: "
                          f"a {type(value).__name__} is not a single value")
-    if attr.type.name in INT_RANGES and _fractional(value):
-        return IMPOSSIBLE  # an insert rounds it; no stored integer equals it
     try:
         converted = _coercer(attr)(value)
     except (ValueError, TypeError, ArithmeticError):
         return IMPOSSIBLE
     return converted
-
-
-def _fractional(value: Any) -> bool:
-    """A finite number (or its text) with a fractional part."""
-    try:
-        if isinstance(value, float):
-            return math.isfinite(value) and not value.is_integer()
-        if isinstance(value, (str, decimal.Decimal)):
-            d = decimal.Decimal(value.strip() if isinstance(value, str) else value)
-            return d.is_finite() and d != d.to_integral_value()
-    except (decimal.InvalidOperation, ValueError):
-        return False
-    return False
 
 
 def plain_key(heading, row: dict, adapter) -> tuple | None:

@@ -179,7 +179,9 @@ class FetchMixin:
             if squeeze:
                 rows = _squeezed(rows)
             columns = dict(zip(names, zip(*rows))) if rows else {n: () for n in names}
-            arrays = [_inferred_array(columns[a]) for a in attrs]
+            heading = self.heading
+            arrays = [_inferred_array(columns[a], numpy_dtype(heading[a]) if a in heading.attributes else None)
+                      for a in attrs]
             if include_key:
                 keys = [dict(zip(pk, values)) for values in zip(*(columns[k] for k in pk))] if rows else []
                 return (keys, *arrays)
@@ -288,9 +290,15 @@ def numpy_dtype(attr) -> str | None:
     return _NUMPY.get(attr.type.name)
 
 
-def _inferred_array(values) -> np.ndarray:
-    """One attribute's values as numpy makes them (``np.array``), or an object array when
-    they do not stack (arrays of different shapes)."""
+def _inferred_array(values, dtype: str | None = None) -> np.ndarray:
+    """One attribute's values in the ``dtype`` its type fixes (int64, uint64, float64)
+    when given and every value fits it; else as numpy makes them (``np.array``), or an
+    object array when they do not stack (arrays of different shapes)."""
+    if dtype is not None:
+        try:
+            return np.array(values, dtype=dtype)
+        except (TypeError, ValueError, OverflowError):
+            pass  # NULLs among them
     try:
         return np.array(values)
     except (ValueError, OverflowError):

@@ -87,6 +87,8 @@ def _to_rows(table, rows: Any) -> list[Mapping]:
                 raise DataError(f"Cannot insert into {table.full_table_name}: row {i} has {len(row)} values, the "
                                 f"table has {len(visible)} attributes {visible}")
             out.append(dict(zip(target, row)))
+        elif (pd := _pandas()) is not None and isinstance(row, pd.Series):
+            out.append(row.to_dict())  # a named row (df.iterrows(), df.loc[i]): its labels name the attributes
         else:
             raise DataError(f"Cannot insert into {table.full_table_name}: row {i} is a {type(row).__name__}, "
                             "expected a dict, a sequence or a numpy record")
@@ -138,11 +140,11 @@ def _check_text(s: str) -> str:
     return s
 
 
-def _int_value(v: Any, text: str) -> int:
-    """An integer from an int, integer text, or a finite float/Decimal (or its text),
-    rounded to the nearest integer (ties to even) as the servers round a fractional
-    number stored into an integer column. Restrictions never round (see
-    ``condition.restriction_value``)."""
+def _int_value(v: Any, text: str, rounding: bool = False) -> int:
+    """An integer from an int, integer text, or an integral finite float/Decimal (or its
+    text); with ``rounding`` (inserts), a fractional float or Decimal (never text) is
+    rounded to the nearest integer (ties to even), as the servers round a number stored
+    into an integer column. Restrictions and declared defaults never round."""
     if isinstance(v, (bool, np.bool_)):
         return int(v)
     if isinstance(v, (int, np.integer)):
@@ -155,12 +157,13 @@ def _int_value(v: Any, text: str) -> int:
             v = decimal.Decimal(s)
         except (decimal.InvalidOperation, ValueError):
             raise ValueError(f"not an integer ({text})") from None
+        rounding = False  # text is never rounded: '1.5' names no integer
     if isinstance(v, (float, np.floating)):
-        if not math.isfinite(v):
+        if not math.isfinite(v) or not (rounding or float(v).is_integer()):
             raise ValueError(f"not an integer ({text})")
         return round(float(v))
     if isinstance(v, decimal.Decimal):
-        if not v.is_finite():
+        if not v.is_finite() or not (rounding or v == v.to_integral_value()):
             raise ValueError(f"not an integer ({text})")
         if v.adjusted() > 40:
             raise ValueError(f"out of range for {text}")
@@ -169,8 +172,9 @@ def _int_value(v: Any, text: str) -> int:
 
 
 @lru_cache(maxsize=4096)  # attributes are frozen; a make builds the same ones for every key
-def _coercer(attr) -> Callable[[Any], Any]:
-    """A function that returns the value to bind, or raises ValueError(why)."""
+def _coercer(attr, rounding: bool = False) -> Callable[[Any], Any]:
+    """A function that returns the value to bind, or raises ValueError(why); ``rounding``:
+    a fractional number for an integer attribute is rounded (inserts), not refused."""
     spec = attr.type
     name = spec.name
     if spec.is_codec:
@@ -179,7 +183,7 @@ def _coercer(attr) -> Callable[[Any], Any]:
         lo, hi = INT_RANGES[name]
 
         def to_int(v):
-            f = _int_value(v, spec.text)
+            f = _int_value(v, spec.text, rounding)
             if not lo <= f <= hi:
                 raise ValueError(f"out of range for {spec.text} [{lo}, {hi}]")
             return f
@@ -408,7 +412,7 @@ def _attribute_plan(heading, adapter) -> list[tuple]:
     row at a time. Integers the backend would store rounded are refused
     (``adapter.int_refusal``)."""
     def entry(a):
-        coerce = _coercer(a)
+        coerce = _coercer(a, rounding=True)
         if not a.codec and a.type.name in adapter.narrower_ints:
             coerce = _narrowed(coerce, a.type.name, adapter)
         has_default = a.default is not None or a.type.auto_increment  # the server fills it
@@ -578,6 +582,8 @@ def validate_rows(table, rows: Any, ignore_extra_fields: bool = False) -> Valida
                 errors.append((i, None, f"Incorrect number of attributes: {len(row)} given, {len(visible)} expected"))
                 continue
             row = dict(zip(visible, row))
+        elif (pd := _pandas()) is not None and isinstance(row, pd.Series):
+            row = row.to_dict()
         elif not isinstance(row, Mapping):
             errors.append((i, None, f"Invalid row type: {type(row).__name__}"))
             continue

@@ -7,13 +7,15 @@ from __future__ import annotations
 import contextvars
 import re
 import logging
+import warnings
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql import visitors
 
 from . import catalog
-from .errors import DataError, DataJointError, DuplicateError, IntegrityError, QueryError, TransientError
+from .errors import (DataError, DataJointError, DuplicateError, IntegrityError, QueryError, TransientError,
+                     UnknownFieldError, translate_driver_error)
 from .expression import QueryExpression, next_alias
 from .insert_rows import ValidationResult, prepare_rows, validate_rows
 
@@ -58,6 +60,12 @@ class TableMeta(type):
 
     def __add__(cls, other):
         return cls() + other
+
+    def __xor__(cls, other):
+        return cls() ^ other
+
+    def __matmul__(cls, other):
+        return cls() @ other
 
     def __len__(cls):
         return len(cls())
@@ -233,8 +241,10 @@ class Table(QueryExpression, metaclass=TableMeta):
                 key = self.primary_key
                 for group in _by_columns(prepared):
                     if not group[0]:  # every value the server's default: one row per statement
-                        for _ in group:
-                            conn.execute(sa.insert(self.sa_table))
+                        with warnings.catch_warnings():  # SQLAlchemy doubts a key left to the server
+                            warnings.simplefilter("ignore", sa.exc.SAWarning)
+                            for _ in group:
+                                conn.execute(sa.insert(self.sa_table))
                         continue
                     if len(group) == 1:
                         self._connection.direct.write(conn, self._insert_statement(mode), group[0])
@@ -272,13 +282,15 @@ class Table(QueryExpression, metaclass=TableMeta):
                             "table lacks (pass ignore_extra_fields=True)")
         if replace:
             raise DataError("replace=True is not supported when inserting from a query")
-        if skip_duplicates:
-            query = query.restrict(type(self)(), semantic_check=False, negate=True)
+        if skip_duplicates:  # rows whose primary key the table already holds are left out
+            query = query.restrict(type(self)().proj(), semantic_check=False, negate=True)
         stmt = sa.insert(self.sa_table).from_select(names, query.make_sql(names))
         try:
             self._connection.execute(stmt)
         except sa.exc.IntegrityError as exc:
             raise self._integrity_error(exc, []) from None
+        except sa.exc.DBAPIError as exc:
+            raise translate_driver_error(exc) from None
 
     def _integrity_error(self, exc: Exception, rows: list[dict]) -> DataJointError:
         adapter = self._connection.adapter
@@ -314,24 +326,51 @@ class Table(QueryExpression, metaclass=TableMeta):
 
     def update1(self, row: dict) -> None:
         """Update secondary attributes of one existing row (use sparingly: computed
-        results are immutable; correct upstream data and recompute instead)."""
+        results are immutable; correct upstream data and recompute instead). ``row``: a
+        dict (or mapping) with the whole primary key and the attributes to set; None
+        resets an attribute to its declared default (NULL when it has none and is
+        nullable). The table must not be restricted."""
+        from collections.abc import Mapping
+
+        if not isinstance(row, Mapping):
+            raise DataError(f"update1 on {self.full_table_name} takes a dict, got a {type(row).__name__}")
+        if self._where:
+            raise DataError(f"update1 cannot be applied to a restricted table ({self.full_table_name})")
         row = dict(row)
         key = {k: row.pop(k) for k in self.primary_key if k in row}
         if len(key) != len(self.primary_key):
             raise DataError(f"update1 on {self.full_table_name} needs the full primary key {self.primary_key}")
         unknown = [k for k in row if k not in self.heading.attributes]
         if unknown:
-            raise DataError(f"update1 on {self.full_table_name}: unknown attributes {unknown}")
+            raise UnknownFieldError(f"update1 on {self.full_table_name}: unknown attributes {unknown}")
         if not row:
             return
-        prepared = prepare_rows(self, [{**key, **row}], False, check_duplicates=False, partial=True)[0]
+        heading = self.heading
+        reset = [k for k, v in row.items() if v is None and heading[k].default is not None]
+        prepared = prepare_rows(self, [{**key, **{k: v for k, v in row.items() if k not in reset}}], False,
+                                check_duplicates=False, partial=True)[0]
         t = self.sa_table
+        values = {k: prepared[k] for k in row if k not in reset}
+        values.update({k: self._default_value(heading[k]) for k in reset})
         stmt = sa.update(t).where(*[t.c[k] == sa.bindparam(None, prepared[k], type_=t.c[k].type) for k in key]).values(
-            {k: prepared[k] for k in row})
+            values)
         with self._connection.transaction() as conn:
             count = conn.execute(stmt).rowcount
             if count != 1:
                 raise DataError(f"update1: no row with key {key} in {self.full_table_name}")
+
+    def _default_value(self, attr):
+        """What an UPDATE sets to reset ``attr`` to its declared default: the DEFAULT
+        keyword where the backend has it, else the default as the table's DDL wrote it (a
+        quoted value bound as a parameter, converted as an insert would)."""
+        if attr.default.lower() == "null":
+            return None
+        if self._connection.adapter.name != "sqlite":
+            return sa.text("DEFAULT")
+        value = catalog._server_default(attr, self.full_table_name)
+        if isinstance(value, str):
+            return prepare_rows(self, [{attr.name: value}], False, check_duplicates=False, partial=True)[0][attr.name]
+        return value
 
     def validate(self, rows: Any, *, ignore_extra_fields: bool = False) -> ValidationResult:
         """Check rows without writing them. ``rows`` takes every form ``insert`` takes
@@ -486,11 +525,6 @@ class FreeTable(Table):
 
     def __init__(self, connection=None, full_table_name: str | None = None):
         super().__init__()
-
-
-def _not_configured(cls: type) -> DataJointError:
-    return DataJointError(f"Table class {cls.__name__} is not properly configured: decorate it with @schema "
-                          "and activate the schema (dj.Schema(name) or schema.activate(name)) before using it")
 
 
 def _names_alias_in_text(clause) -> bool:

@@ -105,6 +105,9 @@ def test_insert_forms_and_validate(tables):
         Subject.insert_dataframe(pd.DataFrame({"name": ["x"]}, index=pd.Index([1], name="wrong")), index_as_pk=True)
     with pytest.raises(dj.DataJointError, match="requires a pandas DataFrame"):
         Subject.insert_dataframe([{"subject_id": 1}])
+    series = pd.Series({"subject_id": 150, "name": "ser"})
+    Subject.insert1(series)  # a named row: its labels name the attributes
+    assert Subject.validate([series]) and (Subject & {"subject_id": 150}).fetch1("name") == "ser"
     with pytest.warns(DeprecationWarning, match="Positional inserts"):
         Subject.insert1((200, "pos", None, 3))
     Subject.insert1({"subject_id": 201, "name": "f", "age": 2.6})  # rounded into the integer column
@@ -119,6 +122,11 @@ def test_insert_forms_and_validate(tables):
         Subject.insert1({"subject_id": 300, "name": "k", "spouse": "x"})
     with pytest.raises(dj.errors.DuplicateError):
         Subject.insert([{"subject_id": 301, "name": "a"}, {"subject_id": 301, "name": "b"}])
+    copy = Subject & "subject_id > 100"
+    tables[2].insert(copy.proj("name"), skip_duplicates=True)
+    changed = copy.proj(..., name='concat(name, "?")')  # the same keys with other values: skipped
+    tables[2].insert(changed.proj("name"), skip_duplicates=True)
+    assert len(tables[2] & 'name like "%?"') == 0 and len(tables[2]) == 1 + len(copy)
     with pytest.raises(dj.DataJointError, match="chunk_size is not supported"):
         Subject.insert(Subject & "subject_id > 100", chunk_size=10)
     good = Subject.validate([{"subject_id": 400, "name": "v"}])

@@ -80,7 +80,7 @@ def test_reopened_heading_matches(everything, schema):
 
 
 def test_validation_names_attribute(everything):
-    bad = [("u8", 256, "out of range"), ("i8", 1.5, "not an integer"), ("color", "pink", "not one of"),
+    bad = [("u8", 256, "out of range"), ("i8", "1.5x", "not an integer"), ("color", "pink", "not one of"),
            ("code", "ABC", "longer"), ("day", "2024-02-30", "not a date"), ("uid", "nope", "UUID"),
            ("price", "12345.678", "too many digits"), ("f64", float("inf"), "infinite"),
            ("flag", "maybe", "boolean")]
