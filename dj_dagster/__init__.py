@@ -18,7 +18,7 @@ from .objectref import ObjectRef
 from .blob import MatCell, MatStruct
 from .storage_adapter import StorageAdapter, get_storage_adapter
 from .spark import SparkAdapter
-from . import errors
+from . import errors, utils  # dj.utils.user_choice asks every safe-mode question
 from .errors import ThreadSafetyError
 from .instance import Instance
 from .logging import logger

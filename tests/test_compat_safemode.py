@@ -119,3 +119,12 @@ def test_schema_drop_answered_no_keeps_the_schema(tables, answers, capsys, schem
     schema.drop()
     assert "Drop cancelled" in capsys.readouterr().out
     assert schema.exists and set(schema.list_tables()) >= {"subject", "session"}
+
+
+def test_questions_go_through_dj_utils_user_choice(tables, monkeypatch):
+    """As in datajoint, where tests and tools answer by patching ``dj.utils``'s input."""
+    Subject, Session = tables
+    asked = []
+    monkeypatch.setattr(dj.utils, "input", lambda question: asked.append(question) or "yes", raising=False)
+    assert (Subject & {"subject_id": 2}).delete() == 1
+    assert len(asked) == 1 and "[yes, No]" in asked[0]
