@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from .declare import TableDef
+from .declare import TableDef, unquote_default
 from .errors import AccessError, DeclarationError, MissingTableError, translate_driver_error
 from .heading import Attribute, Heading
 from .types import parse_type
@@ -87,10 +87,9 @@ def _query_table(connection, schema: str, table: str, attrs: list[Attribute],
     return sa.Table(sa_name, connection.metadata, *cols, schema=sa_schema)
 
 
-def declare(connection, schema: str, table: str, definition: TableDef) -> None:
-    """CREATE TABLE with keys, foreign keys (ON UPDATE CASCADE ON DELETE RESTRICT),
-    indexes and comments."""
-    adapter = connection.adapter
+def build_table(adapter, schema: str, table: str, definition: TableDef) -> sa.Table:
+    """The SQLAlchemy table a definition declares: columns, keys, foreign keys (ON UPDATE
+    CASCADE ON DELETE RESTRICT), indexes and comments (nothing is run)."""
     md = sa.MetaData()
     sa_schema, sa_name = adapter.table_address(schema, table)
     parents = {}
@@ -115,18 +114,27 @@ def declare(connection, schema: str, table: str, definition: TableDef) -> None:
             list(fk.attr_map), [ptable.c[p] for p in fk.attr_map.values()],
             onupdate="CASCADE", ondelete="RESTRICT"))
     for unique, attrs in definition.indexes:
-        constraints.append(sa.Index(None, *attrs, unique=unique))
+        constraints.append(sa.Index(_index_name(sa_name, attrs), *attrs, unique=unique))
     for cols in _fk_support_indexes(adapter, definition):
-        name = f"idx_{table}_{'_'.join(cols)[:30]}"  # as datajoint names it
-        if len(name) > 63:  # PostgreSQL's limit; index names are unique per schema
-            name = f"{name[:52]}_{hashlib.md5(name.encode()).hexdigest()[:10]}"
-        constraints.append(sa.Index(name, *cols))
-    sa_table = sa.Table(sa_name, md, *columns, *constraints, schema=sa_schema,
-                        comment=definition.comment if adapter.supports_comments else None,
-                        mysql_engine="InnoDB")
-    for idx in list(sa_table.indexes):
-        if idx.name is None:
-            idx.name = f"{table.lstrip('_#')[:40]}_{'_'.join(c.name for c in idx.columns)}"[:60]
+        constraints.append(sa.Index(_index_name(sa_name, cols), *cols))
+    return sa.Table(sa_name, md, *columns, *constraints, schema=sa_schema,
+                    comment=definition.comment if adapter.supports_comments else None, mysql_engine="InnoDB")
+
+
+def _index_name(sa_name: str, columns) -> str:
+    """``idx_<table>_<columns>``, as datajoint names the indexes it declares (unique per
+    schema on PostgreSQL and per file on SQLite, where the table name holds the schema)."""
+    name = f"idx_{sa_name}_{'_'.join(columns)[:30]}"
+    if len(name) > 63:  # PostgreSQL's limit
+        name = f"{name[:52]}_{hashlib.md5(name.encode()).hexdigest()[:10]}"
+    return name
+
+
+def declare(connection, schema: str, table: str, definition: TableDef) -> None:
+    """CREATE TABLE with keys, foreign keys (ON UPDATE CASCADE ON DELETE RESTRICT),
+    indexes and comments."""
+    adapter = connection.adapter
+    sa_table = build_table(adapter, schema, table, definition)
     with connection.transaction() as conn:
         created = False  # by this call: a table that was there (another process's) stays
         try:
@@ -254,8 +262,9 @@ def _server_default(a: Attribute, table: str):
     text = a.default
     if text.upper() == "CURRENT_TIMESTAMP":
         return sa.text("CURRENT_TIMESTAMP")
-    if text[:1] in "'\"" and text[-1:] == text[:1]:
-        return text[1:-1]
+    value = unquote_default(text)
+    if value is not None:
+        return value
     if a.type.name == "bool":
         return sa.text("TRUE" if text.lower() in ("1", "true") else "FALSE")
     try:

@@ -347,3 +347,29 @@ def _fk_target(ref: Any, where: str) -> tuple[Any, dict[str, str]]:
         return target()
     except Exception as exc:
         raise DeclarationError(f"{where}{exc}") from None
+
+
+def declare(full_table_name: str, definition: str, context: Mapping[str, Any], adapter) -> tuple:
+    """Compile ``definition`` for the table ``full_table_name`` (``schema.table``, either
+    name optionally in backquotes or double quotes) without creating it. ``context``
+    resolves foreign-key names; ``adapter``: a connection's adapter (``conn.adapter``),
+    which fixes the SQL dialect. Returns ``(sql, primary_key, foreign_keys)``: the CREATE
+    TABLE statement (with the index statements the backend needs after it, one per
+    line), the primary-key attribute names, and ``{attribute: (parent table, parent
+    attribute)}`` for the foreign-key attributes."""
+    import sqlalchemy as sa
+
+    from . import catalog
+
+    schema, _, table = full_table_name.replace("`", "").replace('"', "").partition(".")
+    if not schema or not table:
+        raise DeclarationError(f"declare(): {full_table_name!r} is not a full table name 'schema.table'")
+    tdef = parse_definition(definition, context, f"{schema}.{table}")
+    dialect = sa.dialects.registry.load(adapter.name)()
+    sa_table = catalog.build_table(adapter, schema, table, tdef)
+    statements = [str(sa.schema.CreateTable(sa_table).compile(dialect=dialect)).strip()]
+    statements += [str(sa.schema.CreateIndex(i).compile(dialect=dialect)) for i in
+                   sorted(sa_table.indexes, key=lambda i: i.name)]
+    foreign_keys = {child: (fk.parent._info.full_name, parent) for fk in tdef.foreign_keys
+                    for child, parent in fk.attr_map.items()}
+    return "\n".join(statements), tdef.primary_key, foreign_keys
