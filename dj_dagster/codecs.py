@@ -266,6 +266,15 @@ def attribute_chain(attr) -> tuple[str, list[Codec], str | None]:
     return resolve_dtype(f"<{attr.codec}>", store_name=attr.type.store)
 
 
+def _config_of(table):
+    """The configuration of the connection ``table`` is read or written through (a
+    ``dj.Instance``'s), None for the global one."""
+    try:
+        return getattr(table.connection, "config", None)
+    except Exception:  # noqa: BLE001 - no connection bound: the global configuration
+        return None
+
+
 def _table_name(table) -> str:
     return getattr(table, "table_name", None) or getattr(table, "class_name", None) or "unknown"
 
@@ -277,6 +286,7 @@ def encoder_for(table, attr) -> Callable[[Any, dict], Any] | None:
         return None
     from .settings import config
 
+    config = _config_of(table) or config
     _, chain, store = attribute_chain(attr)
     calls = [_encoder(c) for c in chain]
     outer = chain[0]
@@ -316,6 +326,7 @@ def column_decoder_for(expr, attr) -> Callable[[list], list] | None:
         return None
     from .settings import config
 
+    config = _config_of(expr) or config
     _, chain, _ = attribute_chain(attr)
     context = {"config": config}
     key = {"_config": config}

@@ -143,6 +143,7 @@ def test_custom_codecs_round_trip_with_store_name_and_context(schema, stores):
     assert inline_store is None and remote_store == ""  # '@' alone: the default store
     assert inline_key["thing_id"] == 7 and inline_key["_schema"] == schema.database
     assert inline_ctx["schema"] == schema.database and inline_ctx["field"] == "pair"
+    assert inline_ctx["config"] is config and inline_key["_config"] is config  # the connection's (global) config
     # the column holds what the chain stores: JSON for <compat_json>, text for <compat_text>
     import sqlalchemy as sa
 
