@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Codec", "get_codec", "list_codecs", "is_codec_registered", "unregister_codec", "lookup_codec",
-    "parse_type_spec", "resolve_dtype",
+    "parse_type_spec", "resolve_dtype", "decode_attribute",
 ]
 
 _REGISTRY: dict[str, "Codec"] = {}
@@ -347,6 +347,31 @@ def column_decoder_for(expr, attr) -> Callable[[list], list] | None:
             values = c.decode_many(values, key=key, context=context)
         return values
     return decode
+
+
+def decode_attribute(attr, data, squeeze: bool = False, connection=None):
+    """One stored value of heading attribute ``attr`` as fetch returns it: decoded by its
+    codec chain (innermost first), JSON text parsed for a json column; ``squeeze`` drops
+    an array's singleton dimensions. NULL stays None."""
+    if data is None:
+        return None
+    if attr.codec:
+        final, chain, _ = attribute_chain(attr)
+        if final == "json" and isinstance(data, (str, bytes)):
+            data = json.loads(data)
+        cfg = getattr(connection, "config", None)
+        if cfg is None:
+            from .settings import config as cfg
+        for codec in reversed(chain):
+            data = _decoder(codec)(data, {"_config": cfg}, {"config": cfg})
+    elif attr.type.name == "json" and isinstance(data, (str, bytes)):
+        data = json.loads(data)
+    if squeeze:
+        import numpy as np
+
+        if isinstance(data, np.ndarray):
+            data = data.squeeze()
+    return data
 
 
 def storage_type(attr_type) -> str | None:

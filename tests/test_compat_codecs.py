@@ -152,6 +152,11 @@ def test_custom_codecs_round_trip_with_store_name_and_context(schema, stores):
     assert (json.loads(tags) if isinstance(tags, (str, bytes)) else tags) == {"items": ["a", "b"]}
     assert code == "3-4"
     assert Thing.heading["remote"].type.store == ""
+    from dj_dagster.codecs import decode_attribute
+
+    assert decode_attribute(Thing.heading["tags"], '{"items": ["x"]}') == {"x"}
+    assert decode_attribute(Thing.heading["code"], "5-6") == (5, 6)
+    assert decode_attribute(Thing.heading["code"], None) is None
 
     with pytest.raises(dj.DataError, match="expected a Pair"):
         Thing.insert1({"thing_id": 8, "pair": (1, 2), "legacy": 1, "tags": set(), "code": (1,)})
