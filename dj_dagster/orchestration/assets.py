@@ -80,6 +80,23 @@ def _materialize_metadata(translator: DataJointTranslator, table, extra: dict, f
     return meta
 
 
+def add_partition_metadata(context, entries: list[tuple[dg.AssetKey, str, dict]]) -> None:
+    """Metadata for each (asset, partition) of the run's materializations. Dagster's
+    ``add_asset_metadata`` re-reads every dynamic partition on each call (quadratic in a
+    backfill), so the step's accumulator takes the entries directly; the public call is
+    the fallback should that internal change."""
+    step = context.get_step_execution_context()
+    accumulator = getattr(step, "_metadata_accumulator", None)
+    if accumulator is None or not hasattr(accumulator, "with_additional_asset_metadata"):
+        for asset_key, partition, metadata in entries:
+            context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=partition)
+        return
+    for asset_key, partition, metadata in entries:
+        accumulator = accumulator.with_additional_asset_metadata(asset_key=asset_key, partition_key=partition,
+                                                                 metadata=metadata)
+    step._metadata_accumulator = accumulator
+
+
 def _lineage(translator, node: TableNode, key_of) -> dg.TableColumnLineage | None:
     return translator.get_column_lineage(node.table, {p: key_of[p] for p in node.parents if p in key_of})
 
@@ -168,9 +185,8 @@ def _populate_partitions(context, plan: PipelinePlan, group: list[TableNode], tr
                 yield dg.AssetMaterialization(asset_key=key_of[node.full_name], partition=k,
                                               metadata={**own(node, k), "dj/run_duration_s": duration})
         raise _failure(table, result["error_list"], result["success_count"])
+    add_partition_metadata(context, [(key_of[node.full_name], k, own(node, k)) for node in group for k in keys])
     for node in group:
-        for k in keys:
-            context.add_asset_metadata(own(node, k), asset_key=key_of[node.full_name], partition_key=k)
         common = {"dj/run_duration_s": duration}
         if len(keys) == 1:
             common["dj/definition"] = dg.MetadataValue.md(f"```\n{node.table.describe()}```")
