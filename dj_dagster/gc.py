@@ -99,11 +99,12 @@ class GarbageCollector:
 
         referenced: set[str] = set()
         target = self._store.name
+        names: dict[str | None, str | None] = {}  # store named in a row -> the configured store's name
         for schema in self.schemas:
             connection = schema.connection
             with connection.reading() as tx:
-                names = [n for n in connection.adapter.list_tables(tx, schema.database) if not n.startswith("~")]
-            for name in names:
+                tables = [n for n in connection.adapter.list_tables(tx, schema.database) if not n.startswith("~")]
+            for name in tables:
                 try:
                     info = catalog.load(connection, schema.database, name)
                 except Exception as exc:  # noqa: BLE001 - reported; blocks deletion
@@ -125,7 +126,9 @@ class GarbageCollector:
                     codec = attr_codec(attr)
                     for (value,) in rows:
                         for path, store in codec.referenced_paths(value):
-                            if (external._store(store).name if store else self._default_name()) == target:
+                            if names.get(store) is None:
+                                names[store] = external._store(store).name if store else self._default_name()
+                            if names[store] == target:
                                 referenced.add(path)
         return referenced
 
