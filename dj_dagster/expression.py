@@ -102,7 +102,7 @@ class QueryExpression(FetchMixin):
         new = QueryExpression.__new__(QueryExpression)
         new.__dict__.update({k: v for k, v in self.__dict__.items()
                              if k in ("_connection", "_heading", "_from", "_cols", "_aliases", "_used", "_where",
-                                      "_group_by", "_distinct", "_order_by", "_limit", "_offset")})
+                                      "_group_by", "_distinct", "_order_by", "_limit", "_offset", "_top")})
         new._heading = self.heading
         new._cols = dict(self._cols)
         new._where = list(self._where)
@@ -443,7 +443,7 @@ class QueryExpression(FetchMixin):
         new._used = a._used | group._used | new._aliases
         new._where = []
         new._group_by = [a_sub.c[n] for n in a._cols]
-        new._distinct, new._order_by, new._limit, new._offset = False, None, None, 0
+        new._distinct, new._order_by, new._limit, new._offset, new._top = False, None, None, 0, None
         new._heading = Heading.of(attrs)
         return new
 
@@ -483,6 +483,7 @@ class QueryExpression(FetchMixin):
         new._aliases = frozenset([u.name])
         new._used = self._used | other._used | new._aliases
         new._where, new._group_by, new._distinct, new._order_by, new._limit, new._offset = [], None, False, None, None, 0
+        new._top = None
         new._heading = Heading.of([self.heading[n] for n in pk] +
                                   [replace(self.heading[n], nullable=True) for n in first] +
                                   [replace(other.heading[n], nullable=True) for n in second])

@@ -212,5 +212,7 @@ def test_extend_union_top(tables):
     q = Subject & dj.Top(3, "subject_id desc") & dj.Top(2, order_by=None, offset=1)
     assert [r["subject_id"] for r in q.to_dicts()] == [3, 2]
     assert dj.Top(10, "a", 2).merge(dj.Top(3, None, 1)) == dj.Top(3, ["a"], 3)
+    q = (Subject & dj.Top(None, "subject_id desc")).proj("name") & dj.Top(2, order_by=None)  # order inherited
+    assert [r["subject_id"] for r in q.to_dicts()] == [4, 3]
     text = Subject.preview(limit=2)
     assert "   ..." in text and "(Total: 4)" in text
