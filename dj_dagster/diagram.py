@@ -212,6 +212,7 @@ class Diagram:
             self.context = dict(source.context) if context is None else dict(context)
             self.show_parts = source.show_parts if show_parts is None else show_parts
             self.direction = _check_direction(direction or source.direction)
+            self._collapsed = set(source._collapsed)
             return
         sources = list(source) if isinstance(source, (list, tuple, set, frozenset)) else [source]
         if not sources:
@@ -244,6 +245,7 @@ class Diagram:
         self.direction = _check_direction(direction or _config_direction())
 
     _plan = None  # a cascade or trace: the restricted table of each node (cascade.CascadePlan)
+    _collapsed: frozenset | set = frozenset()  # tables drawn as one node per schema
     _mode = None  # "cascade" or "trace"
 
     @classmethod
@@ -368,6 +370,8 @@ class Diagram:
             result._merge_graph(arg)
             result.nodes_to_show |= arg.nodes_to_show
             result.context = {**result.context, **arg.context}
+            result._collapsed = (set(result._collapsed) - (arg.nodes_to_show - set(arg._collapsed))) | \
+                set(arg._collapsed)
         elif isinstance(arg, int) and not isinstance(arg, bool):
             if arg < 0:
                 return self - (-arg)
@@ -380,6 +384,7 @@ class Diagram:
             other = Diagram(arg, self.context)
             result._merge_graph(other)
             result.nodes_to_show |= other.nodes_to_show
+            result._collapsed = set(result._collapsed) - other.nodes_to_show
         return result
 
     def __radd__(self, arg) -> "Diagram":
@@ -408,6 +413,14 @@ class Diagram:
         result = self._copy()
         other = arg if isinstance(arg, Diagram) else Diagram(arg, self.context)
         result.nodes_to_show &= other.nodes_to_show
+        return result
+
+    def collapse(self) -> "Diagram":
+        """A copy drawn compactly: its tables as one node per schema, foreign keys
+        between two such nodes as one uniform edge. Adding another diagram to it
+        (``collapsed + Diagram(T)``) draws that diagram's tables expanded again."""
+        result = self._copy()
+        result._collapsed = set(result.nodes_to_show)
         return result
 
     def add_parts(self) -> "Diagram":
@@ -506,7 +519,7 @@ class Diagram:
                 for u, v, d in rerouted:
                     if u != v and not nx.has_path(view, v, u):
                         add_edge(u, v, d, via=part)
-        return view
+        return _collapsed_view(view, self._collapsed) if self._collapsed else view
 
     @staticmethod
     def _sorted_edges(view: nx.MultiDiGraph) -> list[tuple[str, str, dict]]:
@@ -615,6 +628,8 @@ class Diagram:
             for n in sorted(by_schema[schema]):
                 d = view.nodes[n]
                 shape, rounded, size, height = _DOT_SHAPE[d["tier"]]
+                if d.get("collapsed"):
+                    shape, rounded = "box3d", False
                 fill, stroke, text = PALETTE[d["tier"]]
                 label = (f"<<u>{_xml_escape(d['label'])}</u>>" if d["introduces_dimension"]
                          else _dot_quote(d["label"]))
@@ -788,6 +803,33 @@ class Diagram:
 
 
 # --------------------------------------------------------------------------- helpers
+def _collapsed_view(view: nx.MultiDiGraph, collapsed) -> nx.MultiDiGraph:
+    """``view`` with its ``collapsed`` tables merged into one node per schema: edges
+    inside a schema node are dropped, an edge between two schema nodes stands for all
+    the foreign keys between them (drawn uniform: solid, thick, unlabelled), an edge
+    with one real table keeps the style of its foreign key."""
+    group = {n: view.nodes[n]["schema"] for n in view if n in collapsed}
+    out = nx.MultiDiGraph()
+    for n, d in view.nodes(data=True):
+        if n not in group:
+            out.add_node(n, **d)
+    for schema in sorted(set(group.values())):
+        out.add_node(schema, tier="Manual", class_name=schema, label=schema, schema=schema, table_name=schema,
+                     master=None, primary_key=[], introduces_dimension=False, collapsed=True)
+    bundles = set()
+    for u, v, d in view.edges(data=True):
+        a, b = group.get(u, u), group.get(v, v)
+        if a == b:
+            continue
+        if u in group and v in group:
+            if (a, b) not in bundles:
+                bundles.add((a, b))
+                out.add_edge(a, b, attr_map={}, primary=True, renamed=False, multi=False, label="")
+        else:
+            out.add_edge(a, b, **d)
+    return out
+
+
 def _config_direction() -> str:
     from .settings import config
 

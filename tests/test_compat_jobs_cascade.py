@@ -275,3 +275,54 @@ def test_three_part_make_computes_each_key_once_with_two_workers(schema, tmp_pat
     assert [w.exitcode for w in workers] == [0, 0]
     computed = log.read_text().split()
     assert len(Slow()) == 30 and sorted(map(int, computed)) == list(range(30))
+
+
+def test_diagram_restrict_prune_collapse_and_make_dot(schema, make_schema):
+    @schema
+    class Root(dj.Manual):
+        definition = """
+        root_id : int32
+        """
+
+    @schema
+    class Branch(dj.Manual):
+        definition = """
+        -> Root
+        branch_id : int32
+        """
+
+    @schema
+    class Empty(dj.Manual):
+        definition = """
+        -> Root
+        """
+
+    downstream = make_schema("djdown")
+
+    @downstream
+    class Multi(dj.Manual):
+        definition = """
+        -> Root
+        sub_id : int32
+        """
+
+    Root.insert([(1,), (2,)])
+    Branch.insert([(1, 1), (1, 2), (2, 1)])
+    whole = dj.Diagram(schema)
+    assert Empty.full_table_name not in whole.prune().nodes_to_show
+    restricted = whole.restrict(Root & {"root_id": 1})
+    assert restricted.counts() == {Root.full_table_name: 1, Branch.full_table_name: 2, Empty.full_table_name: 0}
+    assert set(restricted.prune().counts()) == {Root.full_table_name, Branch.full_table_name}
+    assert restricted.restrict(Branch & {"branch_id": 2}).counts()[Branch.full_table_name] == 1
+    with pytest.raises(DataJointError, match="prune"):
+        dj.Diagram.cascade(Root & {"root_id": 1}).prune()
+    widths = {e.get_destination().strip('"'): float(e.get_penwidth()) for e in whole.make_dot().get_edges()}
+    assert widths == {"Branch": 0.75, "Empty": 2.0}
+    collapsed = (dj.Diagram(schema) + dj.Diagram(downstream)).collapse()
+    edges = [(e.get_source().strip('"'), e.get_destination().strip('"'), float(e.get_penwidth()))
+             for e in collapsed.make_dot().get_edges()]
+    assert edges == [(schema.database, downstream.database, 2.0)]
+    expanded = collapsed + dj.Diagram(Multi)
+    edges = {(e.get_source().strip('"'), e.get_destination().strip('"')): float(e.get_penwidth())
+             for e in expanded.make_dot().get_edges()}
+    assert edges == {(schema.database, "Multi"): 0.75}

@@ -82,6 +82,13 @@ def declare(schema: dj.Schema) -> types.SimpleNamespace:
                                  Pairing=Pairing, Analysis=Analysis)
 
 
+@pytest.fixture(autouse=True)
+def _top_to_bottom():
+    """These drawings are pinned top to bottom (datajoint's default direction is LR)."""
+    with dj.config.override(display={"diagram_direction": "TB"}):
+        yield
+
+
 @pytest.fixture
 def pipe(schema):
     return declare(schema)
