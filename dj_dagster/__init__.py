@@ -1,7 +1,7 @@
 """dj_dagster: DataJoint's relational workflow model on SQLAlchemy, driven by Dagster.
 
 ``import dj_dagster as dj`` gives the DataJoint 2.x API; the Dagster face is in
-``dj_dagster.dagster`` (imported on demand, so the relational core never needs it).
+``dj_dagster.orchestration`` (imported on demand, so the relational core never needs it).
 """
 
 from .condition import AndList, Not, Top
@@ -55,5 +55,6 @@ __all__ = [
     "Computed", "Imported", "Lookup", "Manual", "Part", "Entry", "Ingest", "Compute", "Codec", "Diagram", "schema", "gc",
     "get_codec", "list_codecs", "SchemaCodec", "ObjectRef", "NpyRef", "MatCell", "MatStruct", "StorageAdapter",
     "get_storage_adapter", "SparkAdapter",
-    "errors", "ThreadSafetyError", "Instance", "logger", "Table", "FreeTable", "AutoPopulate", "cli", "__version__",
+    "ValidationResult", "errors", "ThreadSafetyError", "Instance", "logger", "Table", "FreeTable", "AutoPopulate", "cli",
+    "__version__",
 ]
