@@ -160,7 +160,8 @@ GROUPS: dict[str, dict[str, Setting]] = {
         "limit": Setting(12, None, int),
         "width": Setting(14, None, int),
         "show_tuple_count": Setting(True, None, bool),
-        "diagram_direction": Setting("LR", "DJ_DIAGRAM_DIRECTION", Literal["TB", "LR"]),
+        # datajoint's TB and LR, and the reversed BT and RL that dj.Diagram also draws
+        "diagram_direction": Setting("LR", "DJ_DIAGRAM_DIRECTION", Literal["TB", "LR", "BT", "RL"]),
         "diagram_theme": Setting("auto", "DJ_DIAGRAM_THEME", Literal["light", "dark", "auto"]),
     },
     "jobs": {

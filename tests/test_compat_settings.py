@@ -46,6 +46,10 @@ def test_settings_are_validated_and_name_the_setting():
         cfg.no_such_setting = 1
     cfg.database.port = "3307"  # text that is a number is accepted, as pydantic does
     assert cfg.database.port == 3307
+    cfg["diagram_direction"] = "BT"  # the old flat name; BT and RL are drawn too
+    assert cfg.display.diagram_direction == "BT"
+    with pytest.raises(ValidationError, match="diagram_direction"):
+        cfg.display.diagram_direction = "XY"
     cfg.query_cache = "/tmp/cache"
     assert str(cfg.query_cache) == "/tmp/cache" and not isinstance(cfg.query_cache, str)
 
