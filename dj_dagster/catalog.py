@@ -82,7 +82,8 @@ def _query_table(connection, schema: str, table: str, attrs: list[Attribute],
         return fit(t, a.type, reflected[a.name]) if fit and a.name in reflected else t
 
     cols = [sa.Column(a.name, sql_type(a), primary_key=a.in_key, nullable=a.nullable,
-                      server_default=sa.FetchedValue() if a.default is not None else None, autoincrement=False)
+                      server_default=sa.FetchedValue() if a.default is not None else None,
+                      autoincrement=a.type.auto_increment)
             for a in attrs]
     return sa.Table(sa_name, connection.metadata, *cols, schema=sa_schema)
 

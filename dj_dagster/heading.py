@@ -27,6 +27,11 @@ class Attribute:
         return self.type.name if self.type.is_codec else None
 
     @property
+    def numeric(self) -> bool:
+        """Whether values are numbers (integer, float or decimal types, native ones too)."""
+        return not self.type.is_codec and self.type.numeric
+
+    @property
     def sql_comment(self) -> str:
         """Column comment as stored in the database: ``:type:comment``."""
         return f":{self.type.text}:{self.comment}"

@@ -135,15 +135,17 @@ class Schema:
             raise DeclarationError(f"Class {cls.__name__} must subclass Manual, Lookup, Imported, Computed or Part")
         if tier == "Part":
             raise DeclarationError(f"Part table {cls.__name__} must be nested in its master class, not decorated")
-        cls._table_name = naming.table_name(tier, cls.__name__)
+        cls._table_name = naming.table_name(tier, _class_name(cls))
         cls._schema = self
+        _document(cls)
         ctx = ChainMap({"self": cls, cls.__name__: cls}, self._context_for(cls, extra))
         cls.declaration_context = ctx  # alter() resolves foreign keys as the declaration did
         self._declare(cls, ctx)
         self._register(cls)
         for member in _nested_parts(cls, Part):
             member.master = cls
-            member._table_name = naming.table_name("Part", member.__name__, master=cls._table_name)
+            member._table_name = naming.table_name("Part", _class_name(member), master=cls._table_name)
+            _document(member)
             member._schema = self
             part_ctx = ChainMap({"master": cls, "self": member}, ctx)
             member.declaration_context = part_ctx
@@ -287,6 +289,23 @@ class Schema:
         for name, cls in classes.items():
             into.setdefault(name, cls)
         return classes
+
+
+def _class_name(cls: type) -> str:
+    """The class name a table name is made from: underscores are dropped, with a warning
+    (CamelCase is the convention; datajoint declares such classes the same way)."""
+    name = cls.__name__
+    if "_" in name:
+        warnings.warn(f"Table class name {name!r} contains underscores; CamelCase names without underscores "
+                      "are recommended", UserWarning, stacklevel=5)
+        name = name.replace("_", "")
+    return name
+
+
+def _document(cls: type) -> None:
+    """Add the table's definition to the class docstring (``help(Table)`` shows it)."""
+    if isinstance(cls.definition, str) and cls.definition not in (cls.__doc__ or ""):
+        cls.__doc__ = (cls.__doc__ or "") + "\nTable definition:\n\n" + cls.definition
 
 
 def _nested_parts(cls: type, part_class: type) -> list[type]:

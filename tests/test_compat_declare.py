@@ -315,3 +315,61 @@ def test_make_classes_into_the_callers_namespace(schema):
     namespace = {}
     fresh.make_classes(into=namespace)
     assert namespace["Gadget"].full_table_name == Gadget.full_table_name
+
+
+def test_int_auto_increment(schema):
+    @schema
+    class Event(dj.Manual):
+        definition = """
+        event_id : int auto_increment
+        ---
+        label : varchar(16)
+        """
+
+    Event.insert1({"label": "a"})
+    Event.insert([{"label": "b"}, {"label": "c"}])
+    Event.insert1({"event_id": 10, "label": "d"})
+    Event.insert1({"label": "e"})
+    rows = Event.fetch(order_by="event_id", as_dict=True)
+    assert [r["label"] for r in rows] == ["a", "b", "c", "d", "e"]
+    ids = [r["event_id"] for r in rows]
+    assert ids[:4] == [1, 2, 3, 10] and ids[4] > 10
+    Event.insert1({"event_id": ids[4] + 1, "label": "f"})  # the value the counter would give next
+    Event.insert1({"label": "g"})  # is not given again
+    assert (Event & {"label": "g"}).fetch1("event_id") > ids[4] + 1
+    assert Event.heading["event_id"].type.auto_increment
+
+
+def test_declaration_docstring_and_underscored_class_names(schema):
+    @schema
+    class Documented(dj.Manual):
+        """A documented table."""
+        definition = """
+        doc_id : int32
+        """
+
+    assert Documented.__doc__.startswith("A documented table.") and Documented.definition in Documented.__doc__
+
+    class Old_Style(dj.Manual):
+        definition = "old_id : int32"
+
+    with pytest.warns(UserWarning, match="contains underscores"):
+        schema(Old_Style)
+    assert Old_Style.full_table_name.endswith(".old_style")
+    assert Old_Style.is_declared
+
+
+def test_numeric_attributes(schema):
+    @schema
+    class Proportion(dj.Manual):
+        definition = """
+        prop_id : int32
+        ---
+        share : decimal(2, 2) unsigned
+        scale : decimal(5)
+        label : varchar(8)
+        """
+
+    heading = Proportion.heading
+    assert heading["share"].numeric and heading["scale"].numeric and heading["prop_id"].numeric
+    assert not heading["label"].numeric

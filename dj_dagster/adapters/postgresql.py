@@ -192,6 +192,33 @@ class PostgreSQLAdapter(Adapter):
                    for c in columns if isinstance(c.type, sa.LargeBinary)]
         if clauses:
             conn.exec_driver_sql(f"ALTER TABLE {self._qualified(conn, schema, table)} {', '.join(clauses)}")
+        for c in columns:
+            if c.primary_key and c.autoincrement is True:
+                self._sync_serial(conn, schema, table, c.name)
+
+    def _sync_serial(self, conn, schema, table, column):
+        """An ``auto_increment`` column is a serial, whose sequence ignores the values
+        inserted explicitly: a later generated value could repeat one. After each insert
+        statement a trigger moves the sequence past the largest value in the column (as
+        MySQL's counter moves), one trigger function per schema."""
+        q = conn.dialect.identifier_preparer.quote_identifier
+        function = f"{q(schema)}.{q('~dj_sync_serial')}"
+        conn.exec_driver_sql(f"""CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    seq text := pg_get_serial_sequence(format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), TG_ARGV[0]);
+    top bigint;
+    used bigint;
+BEGIN
+    EXECUTE format('SELECT max(%I) FROM %I.%I', TG_ARGV[0], TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO top;
+    EXECUTE format('SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM %s', seq) INTO used;
+    IF top > used THEN
+        PERFORM setval(seq, top);
+    END IF;
+    RETURN NULL;
+END $$""".replace("%", "%%"))
+        trigger = q(f"~sync_{column}"[:63])
+        conn.exec_driver_sql(f"CREATE TRIGGER {trigger} AFTER INSERT ON {self._qualified(conn, schema, table)} "
+                             f"FOR EACH STATEMENT EXECUTE FUNCTION {function}('{column}')")
 
     def add_column(self, conn, schema, table, column):
         super().add_column(conn, schema, table, column)
