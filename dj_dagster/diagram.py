@@ -621,10 +621,11 @@ class Diagram:
         by_schema: dict[str, list[str]] = {}
         for n, d in view.nodes(data=True):
             by_schema.setdefault(d["schema"], []).append(n)
+        clusters = []
         for i, schema in enumerate(sorted(by_schema)):
-            out.append(f"    subgraph cluster_{i} {{")
-            out.append(f'        label={_dot_quote(schema)}; labeljust=r; labelloc=t; style="rounded,dashed"; '
-                       f'color="{CLUSTER_COLOR}"; fontcolor="{CLUSTER_COLOR}"; fontsize=10;')
+            clusters.append(f"    subgraph cluster_{i} {{")
+            clusters.append(f'        label={_dot_quote(schema)}; labeljust=r; labelloc=t; style="rounded,dashed"; '
+                            f'color="{CLUSTER_COLOR}"; fontcolor="{CLUSTER_COLOR}"; fontsize=10;')
             for n in sorted(by_schema[schema]):
                 d = view.nodes[n]
                 shape, rounded, size, height = _DOT_SHAPE[d["tier"]]
@@ -633,11 +634,17 @@ class Diagram:
                 fill, stroke, text = PALETTE[d["tier"]]
                 label = (f"<<u>{_xml_escape(d['label'])}</u>>" if d["introduces_dimension"]
                          else _dot_quote(d["label"]))
-                out.append(
-                    f"        {_dot_quote(d['label'] if by_label else n)} [label={label}, shape={shape}, "
-                    f'style="{"rounded,filled" if rounded else "filled"}", fillcolor="{fill}", color="{stroke}", '
-                    f'fontcolor="{text}", fontsize={size}, height={height}, tooltip={_dot_quote(n)}];')
-            out.append("    }")
+                node = (f"{_dot_quote(d['label'] if by_label else n)} [label={label}, shape={shape}, "
+                        f'style="{"rounded,filled" if rounded else "filled"}", fillcolor="{fill}", '
+                        f'color="{stroke}", fontcolor="{text}", fontsize={size}, height={height}, '
+                        f"tooltip={_dot_quote(n)}];")
+                if by_label:  # pydot lists only top-level nodes: declared there, placed in the cluster
+                    out.append(f"    {node}")
+                    clusters.append(f"        {_dot_quote(d['label'])};")
+                else:
+                    clusters.append(f"        {node}")
+            clusters.append("    }")
+        out += clusters
         for u, v, d in self._sorted_edges(view):
             color = (RENAMED_COLOR if d["renamed"] else EDGE_COLOR) + EDGE_ALPHA
             attrs = [f'color="{color}"', f"style={'solid' if d['primary'] else 'dashed'}",
