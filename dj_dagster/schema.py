@@ -179,6 +179,20 @@ class Schema:
         catalog.declare(c, self.database, cls._table_name, tdef)
 
     # --- introspection ---------------------------------------------------------
+    @property
+    def lineage_table_exists(self) -> bool:
+        """Whether this schema has a ``~lineage`` table (see :mod:`dj_dagster.lineage`)."""
+        from .lineage import lineage_table_exists
+
+        return lineage_table_exists(self.connection, self.database)
+
+    def rebuild_lineage(self) -> None:
+        """Rewrite this schema's ``~lineage`` rows from its tables' foreign keys (for
+        schemas whose rows are missing or stale)."""
+        from .lineage import rebuild_schema_lineage
+
+        rebuild_schema_lineage(self.connection, self.database)
+
     def list_tables(self) -> list[str]:
         """Table names in dependency order (parents first)."""
         c = self.connection

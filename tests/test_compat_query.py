@@ -216,3 +216,20 @@ def test_extend_union_top(tables):
     assert [r["subject_id"] for r in q.to_dicts()] == [4, 3]
     text = Subject.preview(limit=2)
     assert "   ..." in text and "(Total: 4)" in text
+
+
+def test_lineage_table(tables, schema):
+    from dj_dagster import lineage
+
+    conn, db = schema.connection, schema.database
+    schema.rebuild_lineage()
+    assert schema.lineage_table_exists
+    assert lineage.get_table_lineages(conn, db, "session") == {
+        "subject_id": f"{db}.subject.subject_id", "session": f"{db}.session.session"}
+    lineage.delete_table_lineages(conn, db, "session")
+    assert lineage.get_lineage(conn, db, "session", "subject_id") is None
+    lineage.insert_lineages(conn, db, [("session", "subject_id", "x.y.z")])
+    assert lineage.get_lineage(conn, db, "session", "subject_id") == "x.y.z"
+    schema.rebuild_lineage()
+    assert lineage.get_lineage(conn, db, "session", "subject_id") == f"{db}.subject.subject_id"
+    assert f"{db}.subject.subject_id" in lineage.get_schema_lineages(conn, db)
