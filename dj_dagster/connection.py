@@ -583,7 +583,8 @@ def conn(host: str | sa.URL | None = None, user: str | None = None, password: st
     ``config.database`` or the embedded default). ``conn("postgresql+psycopg://...")``
     or ``conn(host, user, password)`` (datajoint's form) connects with those settings:
     when they differ from the current default's, the default is replaced, never silently
-    kept. ``reset=True`` always reconnects.
+    kept (a different ``use_tls`` counts as a difference). ``reset=True`` always
+    reconnects. ``use_tls`` defaults to ``config.database.use_tls``.
     """
     global _default
     settings._refuse_in_thread_safe_mode()
@@ -595,7 +596,7 @@ def conn(host: str | sa.URL | None = None, user: str | None = None, password: st
             wanted = sa.make_url(url) if url is not None else _server_url(
                 host, user if user is not None else settings.config["database.user"],
                 password if password is not None else settings.config["database.password"], None, None, None)
-            if wanted == _default.url:
+            if wanted == _default.url and (use_tls is None or use_tls == _default._use_tls):
                 return _default
             reset = True
         if _default is None or reset:
@@ -604,7 +605,8 @@ def conn(host: str | sa.URL | None = None, user: str | None = None, password: st
             if url is None and (given or settings.config["database.user"]):
                 _default = Connection(host, user if user is not None else settings.config["database.user"],
                                       password if password is not None else settings.config["database.password"],
-                                      use_tls=use_tls, **engine_kwargs)
+                                      use_tls=use_tls if use_tls is not None else settings.config["database.use_tls"],
+                                      **engine_kwargs)
             else:
                 _default = Connection(url=url, **engine_kwargs)
         return _default

@@ -199,6 +199,8 @@ def test_conn_with_other_credentials_never_returns_the_old_connection(backend, f
         with dj.config.override(database__backend=backend, database__port=port):
             first = dj.conn(f"{host}:{port}", user, password)
             assert dj.conn(f"{host}:{port}", user, password) is first and dj.conn() is first
+            first = dj.conn(f"{host}:{port}", user, password, use_tls=False)  # other TLS: a new connection
+            assert first.conn_info["ssl_input"] is False and dj.conn() is first
             second = dj.conn(f"{host}:{port}", other, f"pw_{other}")
             assert second is not first
             assert second.get_user().split("@")[0] == other
