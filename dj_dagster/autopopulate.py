@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from .condition import AndList
 from .errors import DataJointError, DuplicateError, IntegrityError
+from . import provenance
 from .table import _inside_make, _make_stamp
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,7 @@ class AutoPopulate:
         conn = self._connection
         token = _inside_make.set(_inside_make.get() | run.tables)
         stamp_token = _make_stamp.set(stamp)
+        prov_token = provenance.set_ingesting(run.name, key, version)  # recorded by rows entered meanwhile
         self._upstream_key, self._upstream = key, None
         try:
             if run.kind == "generator":
@@ -268,6 +270,7 @@ class AutoPopulate:
             return True
         finally:
             self._upstream_key = self._upstream = None
+            provenance.reset_ingesting(prov_token)
             _make_stamp.reset(stamp_token)
             _inside_make.reset(token)
 

@@ -14,6 +14,7 @@ from typing import Mapping
 from . import catalog, naming
 from .connection import Connection, conn as default_conn
 from .declare import job_metadata_attributes, parse_definition
+from .provenance import prov_attribute
 from .errors import DataJointError, DeclarationError, MissingTableError
 from .settings import config
 
@@ -176,6 +177,8 @@ class Schema:
             _check_auto_populated_key(cls, tdef)
             if config.jobs.add_job_metadata:
                 tdef.attributes.extend(job_metadata_attributes())
+        elif cls.tier == "Manual" and config.provenance.capture:  # Entry tables record where rows came from
+            tdef.attributes.append(prov_attribute())
         catalog.declare(c, self.database, cls._table_name, tdef)
 
     # --- introspection ---------------------------------------------------------

@@ -13,10 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql import visitors
 
-from . import catalog
+from . import catalog, provenance
 from .errors import (DataError, DataJointError, DuplicateError, IntegrityError, QueryError, TransientError,
                      UnknownFieldError, translate_driver_error)
 from .expression import QueryExpression, next_alias
+from .provenance import PROV_ATTRIBUTE
 from .insert_rows import ValidationResult, prepare_rows, validate_rows
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,8 @@ class Table(QueryExpression, metaclass=TableMeta):
         stamp = _make_stamp.get()
         if stamp is not None and stamp.table == self.full_table_name:
             stamp.apply(prepared)
+        if PROV_ATTRIBUTE in self.heading.attributes:  # an Entry table declared with provenance capture
+            provenance.attach(self, prepared)
         adapter = self._connection.adapter
         try:
             with self._connection.transaction() as conn:
@@ -276,6 +279,8 @@ class Table(QueryExpression, metaclass=TableMeta):
 
     def _insert_from_query(self, query: QueryExpression, replace, skip_duplicates, ignore_extra_fields):
         names = [n for n in query.heading.names if n in self.heading.attributes]
+        if PROV_ATTRIBUTE in self.heading.attributes and PROV_ATTRIBUTE in query.heading.attributes:
+            names.append(PROV_ATTRIBUTE)  # a copied row keeps the record of where it entered
         extra = [n for n in query.heading.names if n not in self.heading.attributes]
         if extra and not ignore_extra_fields:
             raise DataError(f"Cannot insert into {self.full_table_name}: query has attributes {extra} that the "
