@@ -419,11 +419,16 @@ class ProvenanceSettings(Settings):
     _spec = GROUPS["provenance"]
 
     def __setitem__(self, name: str, value: Any) -> None:
-        if name == "source":
+        if name == "source":  # refused here, not inside the insert that records it
             try:
                 json.dumps(value, default=str)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"config.provenance.source must be JSON-serializable: {exc}") from None
+                from pydantic import ValidationError
+
+                problem = ValueError(f"config.provenance.source must be JSON-serializable: {exc}")
+                raise ValidationError.from_exception_data(
+                    "config.provenance", [{"type": "value_error", "loc": ("source",), "input": None,
+                                           "ctx": {"error": problem}}], hide_input=True) from None
         super().__setitem__(name, value)
 
 

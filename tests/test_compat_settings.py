@@ -306,3 +306,11 @@ def test_use_tls_true_never_connects_in_plain_text(backend):
         assert plain.conn_info["ssl_input"] is False and "ssl" not in plain.conn_info
     finally:
         plain.close()
+
+
+def test_provenance_source_must_be_json_at_assignment():
+    cyclic: dict = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(ValidationError, match="JSON-serializable"):
+        settings.ProvenanceSettings(source=cyclic)
+    assert settings.ProvenanceSettings(source={"system": "lab"}).source == {"system": "lab"}
