@@ -125,6 +125,11 @@ class Table(QueryExpression, metaclass=TableMeta):
         return self._schema.database
 
     @property
+    def adapter(self):
+        """The backend adapter of the table's connection (datajoint's ``Table.adapter``)."""
+        return self._connection.adapter
+
+    @property
     def full_table_name(self) -> str:
         if self._schema is None or self._schema.database is None:
             raise _not_configured(type(self))
