@@ -32,6 +32,14 @@ class Attribute:
         return not self.type.is_codec and self.type.numeric
 
     @property
+    def is_blob(self) -> bool:
+        """Whether the column holds binary data (``bytes``, native blobs, and codecs such
+        as ``<blob>`` and ``<attach>`` that store their values in one)."""
+        from .codecs import stored_spec
+
+        return stored_spec(self.type).name == "bytes"
+
+    @property
     def sql_comment(self) -> str:
         """Column comment as stored in the database: ``:type:comment``."""
         return f":{self.type.text}:{self.comment}"

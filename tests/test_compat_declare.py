@@ -373,3 +373,20 @@ def test_numeric_attributes(schema):
     heading = Proportion.heading
     assert heading["share"].numeric and heading["scale"].numeric and heading["prop_id"].numeric
     assert not heading["label"].numeric
+    assert not any(a.is_blob for a in heading)
+
+
+def test_blob_attributes(schema):
+    @schema
+    class Recording(dj.Manual):
+        definition = """
+        rec_id : int32
+        ---
+        trace : <blob>
+        raw = null : bytes
+        label = "" : varchar(8)
+        """
+
+    heading = Recording.heading
+    assert heading["trace"].is_blob and heading["raw"].is_blob
+    assert not heading["label"].is_blob and not heading["rec_id"].is_blob
