@@ -132,7 +132,9 @@ class AutoPopulate:
                  processes: int = 1, make_kwargs: dict | None = None, priority: int | None = None,
                  order: str = "original", refresh: bool | None = None) -> dict:
         """Compute missing keys of ``key_source & restrictions``; returns
-        ``{'success_count': n, 'error_list': [(key, error)]}``.
+        ``{'success_count': n, 'error_list': [(key, error)]}``, each error (with
+        ``suppress_errors``) as datajoint words it (``"ValueError: message"``), or the
+        exception itself with ``return_exception_objects=True``.
 
         With ``reserve_jobs=True`` the work is shared with other workers through the
         jobs table: it is refreshed first (``refresh``, default
@@ -145,11 +147,15 @@ class AutoPopulate:
             raise DataJointError("populate() cannot run inside a transaction")
         if reserve_jobs:
             with _SigtermAsExit():
-                return self._populate(restrictions, suppress_errors, True, max_calls, display_progress,
-                                      processes, make_kwargs, priority, order,
-                                      config.jobs.auto_refresh if refresh is None else refresh)
-        return self._populate(restrictions, suppress_errors, False, max_calls, display_progress, processes,
-                              make_kwargs, priority, order, False)
+                result = self._populate(restrictions, suppress_errors, True, max_calls, display_progress,
+                                        processes, make_kwargs, priority, order,
+                                        config.jobs.auto_refresh if refresh is None else refresh)
+        else:
+            result = self._populate(restrictions, suppress_errors, False, max_calls, display_progress, processes,
+                                    make_kwargs, priority, order, False)
+        if not return_exception_objects and result["error_list"]:
+            result["error_list"] = [(key, error_message(exc)) for key, exc in result["error_list"]]
+        return result
 
     def _populate(self, restrictions, suppress_errors, reserve_jobs, max_calls, display_progress, processes,
                   make_kwargs, priority, order, refresh) -> dict:
@@ -440,6 +446,11 @@ class _Stamp:
         for row in rows:
             row.update(values)
         self.used = True
+
+
+def error_message(exc: BaseException) -> str:
+    """A failed make's error as datajoint words it: ``Class: message`` (or ``Class``)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _as_tuple(value) -> tuple:

@@ -529,7 +529,9 @@ class Jobs(Table):
         """Record a failed make, as datajoint words it (``Class: message``, and the
         traceback). A claimed key's job was only locked, and the rollback released it:
         it is marked only if still pending (a rival may have taken it)."""
-        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        from .autopopulate import error_message
+
+        message = error_message(exc)
         stack = "".join(traceback.format_exception(exc))[-60000:]
         self._record(key, message, stack, duration, only_pending=claimed)
 

@@ -96,7 +96,7 @@ def work() -> None:
         n = 0
         for table in (Stage, Final):
             try:
-                result = table.populate(reserve_jobs=True, suppress_errors=True)
+                result = table.populate(reserve_jobs=True, suppress_errors=True, return_exception_objects=True)
             except sa.exc.DBAPIError as exc:
                 if "deadlock" not in str(exc).lower():
                     raise

@@ -121,6 +121,9 @@ def test_populate_records_errors_and_upstream_in_make(schema):
     result = Greeting.populate(reserve_jobs=True, suppress_errors=True)
     assert result["success_count"] == 1 and Greeting.fetch1("text") == "hello alice"
     assert Greeting.jobs.errors.fetch1("error_message") == "ValueError: no bob"
+    assert result["error_list"] == [({"subject_id": 2}, "ValueError: no bob")]  # datajoint's wording
+    again = Greeting.populate(suppress_errors=True, return_exception_objects=True)
+    assert [type(e) for _, e in again["error_list"]] == [ValueError]
     with pytest.raises(DataJointError, match="only available inside make"):
         Greeting().upstream
 

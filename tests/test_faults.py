@@ -277,7 +277,7 @@ def test_postgres_restart_during_populate(pg_schema, style, reserve):
     Source, Result = declare_results(pg_schema, style, fault)
     Source.insert([(k,) for k in range(RESTART_KEYS)])
     try:
-        first = Result.populate(reserve_jobs=reserve, suppress_errors=True)
+        first = Result.populate(reserve_jobs=reserve, suppress_errors=True, return_exception_objects=True)
         failures = [e for _, e in first["error_list"]]
     except dj.DataJointError as exc:  # recording the job's error needs the database too
         first, failures = None, [exc]
@@ -379,7 +379,7 @@ def test_s3_outage_during_populate(schema, s3_store):
             self.insert1({**key, "pixels": np.full(500, key["shot"], dtype=np.int32)})
 
     Shot.insert([(k,) for k in range(S3_KEYS)])
-    first = Image.populate(reserve_jobs=True, suppress_errors=True)
+    first = Image.populate(reserve_jobs=True, suppress_errors=True, return_exception_objects=True)
     assert first["success_count"] == S3_FAULT_AT and len(first["error_list"]) == S3_KEYS - S3_FAULT_AT
     for _, exc in first["error_list"]:
         assert isinstance(exc, UploadError), repr(exc)

@@ -140,7 +140,7 @@ def build_group_asset(plan: PipelinePlan, group: list[TableNode], translator: Da
                 table.insert(contents, skip_duplicates=True)
             extra = {"dj/rows_inserted": len(table) - before}
         else:
-            result = table.populate(reserve_jobs=True, suppress_errors=True)
+            result = table.populate(reserve_jobs=True, suppress_errors=True, return_exception_objects=True)
             if result["error_list"]:
                 raise _failure(table, result["error_list"], result["success_count"])
             extra = {"dj/keys_computed": result["success_count"], "dj/keys_failed": 0}
@@ -164,7 +164,7 @@ def _populate_partitions(context, plan: PipelinePlan, group: list[TableNode], tr
     heading, pk = root.heading, root.heading.primary_key
     restrictions = partition_restrictions(plan, keys)
     before = counts_by_partition(table._todo((restrictions,)), heading, pk)
-    result = table.populate(restrictions, reserve_jobs=True, suppress_errors=True)
+    result = table.populate(restrictions, reserve_jobs=True, suppress_errors=True, return_exception_objects=True)
     after = counts_by_partition(table._todo((restrictions,)), heading, pk)
     failed: dict[str, int] = {}
     for key, _ in result["error_list"]:
