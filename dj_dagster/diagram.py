@@ -472,6 +472,10 @@ class Diagram:
             else:
                 yield self._plan.table(name) if self._plan is not None else table_object(self._connection, name)
 
+    def __reversed__(self):
+        """The tables of ``iter(diagram)``, leaves first (the order of a cascading delete)."""
+        return reversed(list(self))
+
     def _labels(self, nodes: Iterable[str]) -> dict[str, str]:
         by_context = _context_names(self.context)
         labels = {n: by_context.get(n) or _derived_class_name(catalog.split_name(n)[1]) for n in nodes}

@@ -523,8 +523,12 @@ class FreeTable(Table):
             from .connection import conn
 
             connection, full_table_name = conn(), connection
+        if isinstance(connection, str) and full_table_name is None:  # FreeTable("schema.table")
+            from .connection import conn as default_connection
+
+            connection, full_table_name = default_connection(), connection
         if connection is None or full_table_name is None:
-            raise DataJointError("FreeTable(connection, full_table_name) needs both")
+            raise DataJointError("FreeTable(connection, full_table_name) needs the table's full name")
         base = table_class(connection, full_table_name)
         made = connection.__dict__.setdefault("free_classes", {})
         cls = made.get(full_table_name)
