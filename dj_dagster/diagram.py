@@ -564,10 +564,11 @@ class Diagram:
     def to_mermaid(self) -> str:
         """Mermaid flowchart text, deterministic: schemas, nodes and edges sorted by name.
 
-        One ``subgraph`` per schema; tiers are classes (``classDef manual`` ...);
-        Manual/Lookup/Part are rectangles, Imported/Computed stadiums. Edges: ``==>``
-        primary 1:1, ``-->`` primary one-to-many, ``-.->`` secondary; renamed foreign
-        keys carry an ``"a ← b"`` label and an amber ``linkStyle``.
+        One ``subgraph`` per schema, a master and its parts in a nested ``entity_``
+        subgraph; tiers are classes (``classDef manual`` ...); Manual/Lookup/Part are
+        rectangles, Imported/Computed stadiums. Edges, as datajoint draws them: ``==>``
+        and a 2px line for a 1:1 dependency, ``-->`` and 1px for one-to-many, in
+        navy; renamed foreign keys carry an ``"a ← b"`` label and are amber.
         """
         view = self._view()
         ids = _mermaid_ids(view)
@@ -579,22 +580,43 @@ class Diagram:
         by_schema: dict[str, list[str]] = {}
         for n, d in view.nodes(data=True):
             by_schema.setdefault(d["schema"], []).append(n)
+        def node_line(n, indent):
+            d = view.nodes[n]
+            left, right = _MERMAID_SHAPE[d["tier"]]
+            return f"{indent}{ids[n]}{left}{_mermaid_text(d['label'])}{right}:::{d['tier'].lower()}"
+
         for schema in sorted(by_schema):
             lines.append(f'    subgraph {_mermaid_safe("schema_" + schema)}["{_mermaid_text(schema)}"]')
-            for n in sorted(by_schema[schema], key=lambda n: ids[n]):
-                d = view.nodes[n]
-                left, right = _MERMAID_SHAPE[d["tier"]]
-                lines.append(f"        {ids[n]}{left}{_mermaid_text(d['label'])}{right}:::{d['tier'].lower()}")
+            members = set(by_schema[schema])
+            parts: dict[str, list[str]] = {}
+            for n in members:
+                master = view.nodes[n].get("master")
+                if master in members:
+                    parts.setdefault(master, []).append(n)
+            for n in sorted(members, key=lambda n: ids[n]):
+                if view.nodes[n].get("master") in parts:
+                    continue  # drawn inside its master's entity
+                if n in parts:  # a master and its parts: one entity
+                    lines.append(f'        subgraph entity_{ids[n]}[" "]')
+                    lines.append(node_line(n, "            "))
+                    lines += [node_line(p, "            ") for p in sorted(parts[n], key=lambda p: ids[p])]
+                    lines.append("        end")
+                else:
+                    lines.append(node_line(n, "        "))
             lines.append("    end")
-        renamed = []
+        styles: dict[str, list[str]] = {}
         for i, (u, v, d) in enumerate(self._sorted_edges(view)):
-            arrow = ("-->" if d["multi"] else "==>") if d["primary"] else "-.->"
+            # the line weight says cardinality (thick 1:1, thin one-to-many), the colour a rename
+            arrow = "-->" if d["multi"] else "==>"
             label = f'|"{_mermaid_text(d["label"])}"|' if d["label"] else ""
             lines.append(f"    {ids[u]} {arrow}{label} {ids[v]}")
+            color = RENAMED_COLOR if d["renamed"] else EDGE_COLOR
+            style = f"stroke:{color},stroke-width:{1 if d['multi'] else 2}px"
             if d["renamed"]:
-                renamed.append(str(i))
-        if renamed:
-            lines.append(f"    linkStyle {','.join(renamed)} stroke:{RENAMED_COLOR},color:{RENAMED_COLOR}")
+                style += f",color:{RENAMED_COLOR}"
+            styles.setdefault(style, []).append(str(i))
+        for style, indexes in sorted(styles.items(), key=lambda item: int(item[1][0])):
+            lines.append(f"    linkStyle {','.join(indexes)} {style}")
         return "\n".join(lines) + "\n"
 
     make_mermaid = to_mermaid  # DataJoint's name

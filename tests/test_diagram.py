@@ -110,8 +110,10 @@ def expected_mermaid(database: str) -> str:
     classDef computed fill:#FFEDE5,stroke:#FF5113,color:#B23200
     classDef part fill:#FFFFFF,stroke:#B9BBBE,color:#55585C,font-size:11px
     subgraph schema_{database}["{database}"]
-        Analysis(["Analysis"]):::computed
-        Analysis_Unit["Analysis.Unit"]:::part
+        subgraph entity_Analysis[" "]
+            Analysis(["Analysis"]):::computed
+            Analysis_Unit["Analysis.Unit"]:::part
+        end
         Animal["Animal"]:::manual
         Method["Method"]:::lookup
         Pairing["Pairing"]:::manual
@@ -121,11 +123,13 @@ def expected_mermaid(database: str) -> str:
     Analysis --> Analysis_Unit
     Animal -->|"partner_id ← animal_id"| Pairing
     Animal --> Session
-    Method -.-> Session
+    Method --> Session
     Recording ==> Analysis
     Session --> Pairing
     Session ==> Recording
-    linkStyle 1 stroke:#C77D3A,color:#C77D3A
+    linkStyle 0,2,3,5 stroke:#171C39,stroke-width:1px
+    linkStyle 1 stroke:#C77D3A,stroke-width:1px,color:#C77D3A
+    linkStyle 4,6 stroke:#171C39,stroke-width:2px
 """
 
 
@@ -326,7 +330,7 @@ def test_parallel_renamed_foreign_keys(make_schema):
     assert merged["count"] == 2 and merged["label"] == "post ← neuron; pre ← neuron"
     text = d.to_mermaid()
     assert '    Neuron -->|"post ← neuron"| Synapse\n    Neuron -->|"pre ← neuron"| Synapse\n' in text
-    assert "    linkStyle 0,1 stroke:#C77D3A,color:#C77D3A\n" in text
+    assert "    linkStyle 0,1 stroke:#C77D3A,stroke-width:1px,color:#C77D3A\n" in text
     root = ET.fromstring(d.to_svg(engine="builtin").encode("utf-8"))
     assert len([g for g in root.iter(f"{SVG}g") if g.get("class") == "edge"]) == 2
 
