@@ -44,6 +44,7 @@ def __getattr__(name: str):
 
 
 from . import gc  # noqa: E402  (a module, callable as dj.gc(schema_or_connection, store=None, dry_run=True))
+from . import deploy, migrate, provenance  # noqa: E402  (dj.deploy.add_prov_column, dj.migrate.add_job_metadata_columns)
 
 schema = Schema
 

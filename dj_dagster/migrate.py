@@ -20,6 +20,19 @@ from .errors import DataJointError
 
 log = logging.getLogger(__name__)
 
+#: The core type a migration labels a legacy MySQL column with (in its ``:type:``
+#: comment), by native type. Core types have no unsigned integers: an unsigned column is
+#: labeled with the next wider signed type (``bigint unsigned`` has none wider and is
+#: labeled int64: values above 2**63-1 would not survive a re-declaration). Every blob
+#: size is ``<blob>``.
+NATIVE_TO_CORE_TYPE: dict[str, str] = {
+    **{f"{native} unsigned": core for native, core in
+       (("tinyint", "int16"), ("smallint", "int32"), ("mediumint", "int32"), ("int", "int64"), ("bigint", "int64"))},
+    "tinyint": "int8", "smallint": "int16", "mediumint": "int32", "int": "int32", "bigint": "int64",
+    "float": "float32", "double": "float64",
+    **{size + "blob": "<blob>" for size in ("tiny", "", "medium", "long")},
+}
+
 
 def resolve_targets(target, tier_test, what: str) -> tuple[Any, list[tuple[str, str]]]:
     """``(connection, [(schema, table), ...])`` of ``target``: a Schema (its tables for
@@ -39,7 +52,7 @@ def resolve_targets(target, tier_test, what: str) -> tuple[Any, list[tuple[str, 
     if isinstance(target, Table):
         schema, table = catalog.split_name(target.full_table_name)
         return target.connection, [(schema, table)]
-    raise DataJointError(f"{what}(): target must be a Schema or a Table class/instance; got {type(target).__name__}")
+    raise DataJointError(f"{what}(): target must be a Schema or Table class/instance; got {type(target).__name__}")
 
 
 def existing_columns(connection, schema: str, table: str) -> set[str]:

@@ -308,7 +308,7 @@ def test_populate_fills_migrated_columns(declared_and_legacy):
 def test_migration_targets(declared_and_legacy, connection):
     off, legacy, _ = declared_and_legacy
     assert add_job_metadata_columns(off.get_table("Source"), dry_run=True)["tables_modified"] == 0
-    with pytest.raises(DataJointError, match="must be a Schema or a Table"):
+    with pytest.raises(DataJointError, match="must be a Schema or Table"):
         add_job_metadata_columns("legacy")
     with pytest.raises(DataJointError, match="not activated"):
         add_prov_column(dj.Schema(), dry_run=True)
@@ -323,7 +323,7 @@ def test_set_replica_identity(schema, backend):
 
     with pytest.raises(DataJointError, match="mode must be 'default' or 'full'"):
         set_replica_identity(schema, mode="nothing")
-    with pytest.raises(DataJointError, match="must be a Schema or a Table"):
+    with pytest.raises(DataJointError, match="must be a Schema or Table"):
         set_replica_identity("not a schema", mode="full")
     if backend != "postgresql":
         with pytest.raises(DataJointError, match="PostgreSQL-only"):
