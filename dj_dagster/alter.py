@@ -12,9 +12,11 @@ import logging
 import re
 from dataclasses import dataclass, replace
 
+import sqlalchemy as sa
+
 from . import catalog
 from .declare import parse_definition, unquote_default
-from .errors import DataJointError, DeclarationError
+from .errors import DataError, DataJointError, DeclarationError, translate_driver_error
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,8 @@ def alter(table, definition: str, context=None, prompt: bool = False) -> dict:
                 adapter.alter_columns(tx, info.schema, info.name, steps)
             if comment is not None:
                 adapter.set_table_comment(tx, info.schema, info.name, comment)
+    except sa.exc.DBAPIError as exc:  # e.g. MySQL refusing to truncate stored values
+        raise DataError(f"Cannot alter {info.full_name}: {translate_driver_error(exc)}") from None
     finally:
         catalog.forget(conn, info.schema, info.name)
     return summary

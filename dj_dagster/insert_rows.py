@@ -167,7 +167,7 @@ def _int_value(v: Any, text: str, rounding: bool = False) -> int:
             raise ValueError(f"not an integer ({text})")
         if v.adjusted() > 40:
             raise ValueError(f"out of range for {text}")
-        return int(v.to_integral_value(decimal.ROUND_HALF_EVEN))
+        return int(v.to_integral_value(decimal.ROUND_HALF_UP))  # as the servers round exact values
     raise ValueError(f"not an integer ({text}): a {type(v).__name__}")
 
 
@@ -224,11 +224,16 @@ def _coercer(attr, rounding: bool = False) -> Callable[[Any], Any]:
             if d and d.adjusted() >= p - s:
                 raise ValueError(f"too many digits for {spec.text}")
             try:
-                q = d.quantize(step, context=decimal.Context(prec=p + 2))
+                # exact inputs (Decimal, text, int) round half away from zero, as the servers
+                # do; a float is already binary and rounds to its nearest representation
+                mode = decimal.ROUND_HALF_EVEN if isinstance(v, (float, np.floating)) else decimal.ROUND_HALF_UP
+                q = d.quantize(step, rounding=mode, context=decimal.Context(prec=p + 2))
             except decimal.InvalidOperation:
                 raise ValueError(f"too many digits for {spec.text}") from None
             if len(q.as_tuple().digits) > p:
                 raise ValueError(f"too many digits for {spec.text}")
+            if not rounding and q != d:  # a restriction by 1.004 names no decimal(5,2) value
+                raise ValueError(f"more decimal places than {spec.text} holds")
             return q
         return to_dec
     if name == "bool":

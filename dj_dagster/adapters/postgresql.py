@@ -317,6 +317,7 @@ END $$""".replace("%", "%%"))
         conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} DROP DEFAULT")
         type_sql = column.type.compile(dialect=conn.dialect)
         via = "::text" if isinstance(column.type, pg.ENUM) else ""
+        self._refuse_lossy_cast(conn, target, schema, table, column.name, q, via, type_sql)
         conn.exec_driver_sql(f"ALTER TABLE {target} ALTER COLUMN {q} TYPE {type_sql} USING {q}{via}::{type_sql}")
         self.columns_created(conn, schema, table, [column])  # a new type has its default storage
         null = "DROP NOT NULL" if column.nullable else "SET NOT NULL"
@@ -328,6 +329,25 @@ END $$""".replace("%", "%%"))
                                      f"{default[1].split(' NOT NULL')[0]}")
         self._column_comment(conn, schema, table, column)
 
+    @staticmethod
+    def _refuse_lossy_cast(conn, target, schema, table, name, q, via, type_sql):
+        """An explicit cast truncates text and rounds numbers without an error (MySQL's strict
+        mode refuses both): refuse the type change when a stored value would not survive it.
+        Raised inside alter()'s transaction, so nothing of the alter remains."""
+        text = "::text" if via else ""
+        probe = (f"SELECT {q}::text FROM {target} WHERE {q} IS NOT NULL AND "
+                 f"({q}{via}::{type_sql}){text} IS DISTINCT FROM {q}{text} LIMIT 1")
+        try:
+            with conn.begin_nested():
+                row = conn.exec_driver_sql(probe).first()
+        except sa.exc.DBAPIError:  # values of these types do not compare: the cast itself decides
+            return
+        if row is not None:
+            from ..errors import DataError
+
+            raise DataError(f"Cannot alter {schema}.{table}: attribute {name!r} holds {str(row[0])[:60]!r}, which "
+                            f"{type_sql} would store changed (truncated or rounded); no change was made")
+
     def _column_comment(self, conn, schema, table, column):
         q = conn.dialect.identifier_preparer.quote_identifier(column.name)
         text = (column.comment or "").replace("'", "''")
@@ -337,3 +357,20 @@ END $$""".replace("%", "%%"))
     def set_table_comment(self, conn, schema, table, comment):
         text = comment.replace("'", "''").replace("%", "%%")
         conn.exec_driver_sql(f"COMMENT ON TABLE {self._qualified(conn, schema, table)} IS '{text}'")
+
+    def key_set(self, cols, keys):
+        """One typed array per column, joined back into rows by ``unnest``: a key set of
+        any size is as many parameters as the key has attributes (psycopg allows 65,535
+        parameters, and a long IN list of row values exhausts the parser's stack). An enum
+        column is compared as text (its type lives in the table's schema)."""
+        arrays, lhs = [], []
+        for i, col in enumerate(cols):
+            item = col.type
+            if isinstance(item, sa.Enum) or isinstance(item, sa.types.NullType):
+                col, item = sa.cast(col, sa.Text()), sa.Text()
+            values = [k[i] for k in keys]
+            arrays.append(sa.cast(sa.bindparam(None, values, type_=pg.ARRAY(item)), pg.ARRAY(item)))
+            lhs.append(col)
+        rows = sa.func.unnest(*arrays).table_valued(*[f"k{i}" for i in range(len(cols))]).render_derived()
+        subquery = sa.select(*rows.c)
+        return (lhs[0] if len(lhs) == 1 else sa.tuple_(*lhs)).in_(subquery)

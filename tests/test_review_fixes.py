@@ -1,0 +1,93 @@
+"""Values are never changed silently: restrictions do not round, inserts round exact
+values as the servers do, and alter() never truncates or rounds stored values."""
+
+from __future__ import annotations
+
+import decimal
+
+import pytest
+
+import dj_dagster as dj
+
+
+@pytest.fixture
+def priced(schema):
+    @schema
+    class Item(dj.Manual):
+        definition = """
+        item : int32
+        ---
+        price : decimal(5,2)
+        count = 0 : int32
+        """
+
+    Item.insert([dict(item=1, price="1.00"), dict(item=2, price="2.50")])
+    return Item
+
+
+@pytest.mark.parametrize("value", [decimal.Decimal("1.004"), 1.004, "0.999", "1.001"])
+def test_decimal_restriction_never_rounds(priced, value):
+    """1.004 is no decimal(5,2) value: it matches no row, and a delete by it deletes none."""
+    assert len(priced & {"price": value}) == 0
+    assert len(priced - {"price": value}) == 2
+    assert (priced & {"price": value}).delete(prompt=False) == 0
+    assert len(priced) == 2
+
+
+def test_decimal_restriction_by_exact_value(priced):
+    assert (priced & {"price": decimal.Decimal("1.0")}).fetch1("item") == 1
+    assert (priced & {"price": "2.5"}).fetch1("item") == 2
+
+
+def test_exact_values_round_half_away_from_zero(priced):
+    """As MySQL and PostgreSQL round an exact value into its column: 0.125 -> 0.13, 2.5 -> 3."""
+    priced.insert([dict(item=3, price=decimal.Decimal("0.125"), count=decimal.Decimal("2.5")),
+                   dict(item=4, price="-0.125", count=decimal.Decimal("-2.5"))])
+    assert (priced & {"item": 3}).fetch1("price", "count") == (decimal.Decimal("0.13"), 3)
+    assert (priced & {"item": 4}).fetch1("price", "count") == (decimal.Decimal("-0.13"), -3)
+
+
+def test_alter_never_truncates_stored_values(schema):
+    @schema
+    class Note(dj.Manual):
+        definition = """
+        note_id : int32
+        ---
+        text : varchar(30)
+        """
+
+    Note.insert1((1, "a note longer than ten"))
+    Note.definition = """
+    note_id : int32
+    ---
+    text : varchar(10)
+    """
+    with pytest.raises(dj.DataJointError):
+        Note.alter(prompt=False)
+    assert Note.fetch1("text") == "a note longer than ten"
+    assert Note.heading["text"].type.text == "varchar(30)"
+
+
+def test_alter_keeps_values_that_fit(schema, backend):
+    @schema
+    class Note(dj.Manual):
+        definition = """
+        note_id : int32
+        ---
+        text : varchar(30)
+        """
+
+    Note.insert1((1, "short"))
+    Note.definition = """
+    note_id : int32
+    ---
+    text : varchar(10)
+    """
+    if backend == "sqlite":  # SQLite cannot change a column's type: refused, nothing changed
+        with pytest.raises(dj.DataJointError):
+            Note.alter(prompt=False)
+        assert Note.fetch1("text") == "short"
+        return
+    Note.alter(prompt=False)
+    assert Note.fetch1("text") == "short"
+    assert Note.heading["text"].type.text == "varchar(10)"
