@@ -91,3 +91,20 @@ def test_alter_keeps_values_that_fit(schema, backend):
     Note.alter(prompt=False)
     assert Note.fetch1("text") == "short"
     assert Note.heading["text"].type.text == "varchar(10)"
+
+
+def test_run_config_cannot_smuggle_a_password_url(monkeypatch):
+    """A password URL is accepted only as the resolved value of the EnvVar written in code;
+    given as run config (launchpad, run_config) it would be stored in run storage."""
+    import dagster as dg
+
+    from dj_dagster.orchestration.resources import DataJointResource
+
+    url = "mysql+pymysql://user:hunter2@db.example/lab"
+    monkeypatch.setenv("DJX_TEST_URL", url)
+    from_env = DataJointResource(database_url=dg.EnvVar("DJX_TEST_URL"))
+    assert from_env._with_updated_values({"database_url": url}) is not None
+    with pytest.raises(dj.DataJointError, match="EnvVar"):
+        DataJointResource()._with_updated_values({"database_url": url})
+    with pytest.raises(dj.DataJointError, match="EnvVar"):
+        from_env._with_updated_values({"database_url": "mysql+pymysql://user:other@db.example/lab"})
