@@ -840,9 +840,12 @@ class Config(dict):
                 except Exception as exc:  # noqa: BLE001 - a broken file must not stop the import
                     warnings.warn(f"Failed to load settings from {found}: {exc}", stacklevel=3)
             elif not (os.environ.get("DJ_DATABASE_URL") or os.environ.get("DJ_HOST") or os.environ.get("DJ_USER")):
-                warnings.warn(f"No {CONFIG_FILENAME} found and no DJ_DATABASE_URL / DJ_HOST set: using the defaults "
-                              f"(an embedded SQLite file in {dj_home()}). dj.config.save_template() writes a "
-                              f"{CONFIG_FILENAME} to start from.", stacklevel=3)
+                # datajoint warns here; for us the embedded SQLite file is the intended default
+                # of a first run, so it is said at INFO level, not on every import
+                logging.getLogger("dj_dagster").info(
+                    "No %s found and no DJ_DATABASE_URL / DJ_HOST set: using the embedded SQLite file in %s "
+                    "(dj.config.save_template() writes a %s to start from)", CONFIG_FILENAME, dj_home(),
+                    CONFIG_FILENAME)
         self._apply_stores_env()
         if not dict.__getitem__(self, "ignore_config_file"):
             secrets = find_secrets_dir(found)
