@@ -107,6 +107,10 @@ def build_table(adapter, schema: str, table: str, definition: TableDef) -> sa.Ta
         for child, p in fk.attr_map.items():
             if p in pinfo.column_types:
                 copied.setdefault(child, (pinfo.column_types[p], adapter.table_address(pinfo.schema, pinfo.name)[0]))
+    auto = [a.name for a in definition.attributes if a.type.auto_increment]
+    if auto and not adapter.auto_increment_in_composite_key and len(definition.primary_key) > 1:
+        raise DeclarationError(f"Table {schema}.{table}: attribute {auto[0]!r} is auto_increment in a primary key "
+                               f"of {len(definition.primary_key)} attributes, which {adapter.name} cannot number")
     columns = [build_column(adapter, a, schema, table, copied.get(a.name)) for a in definition.attributes]
     constraints = []
     for fk in definition.foreign_keys:

@@ -52,9 +52,24 @@ __all__ = [
 _TMP_SUFFIX = ".dj-tmp"
 _MAX_WORKERS = 16
 
-# The process umask, read once (os.umask can only be read by setting it).
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+_umask_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _process_umask() -> int:
+    """The process umask, read on first use (not at import): from /proc where it is shown,
+    else by setting and restoring it under a lock (os.umask can only be read that way)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _umask_lock:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
 
 
 class StoreError(Exception):
@@ -483,7 +498,7 @@ class Store:
                 if self.fsync:
                     f.flush()
                     os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.chmod(tmp, 0o666 & ~_process_umask())
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -758,7 +773,7 @@ class _AtomicLocalFile:
             if self._store.fsync:
                 os.fsync(self._file.fileno())
             self._file.close()
-            os.chmod(self._tmp, 0o666 & ~_UMASK)
+            os.chmod(self._tmp, 0o666 & ~_process_umask())
             os.replace(self._tmp, self._target)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -34,7 +34,7 @@ _CLASS_LEVEL = frozenset({
     "heading", "primary_key", "proj", "aggr", "join", "fetch", "fetch1", "to_dicts", "to_pandas",
     "to_arrays", "keys", "head", "tail", "populate", "progress", "key_source", "parents", "children",
     "ancestors", "descendants", "parts", "full_table_name", "connection", "jobs", "alter", "validate",
-    "is_declared", "insert_dataframe", "to_polars", "to_arrow", "extend", "preview", "restrict_in_place",
+    "is_declared", "staged_insert1", "insert_dataframe", "to_polars", "to_arrow", "extend", "preview", "restrict_in_place",
     "sql", "restrict", "make_sql", "table_name", "database",
 })
 
@@ -498,8 +498,10 @@ class Table(QueryExpression, metaclass=TableMeta):
         ``prompt`` shows the changes and asks first."""
         from .alter import alter
 
-        if isinstance(prompt, str):  # the older call alter(definition): no question asked
-            prompt, definition = False, prompt
+        if isinstance(prompt, str):  # the older call alter(definition): asks under safe mode
+            from .settings import config
+
+            prompt, definition = bool(config.get("safemode")), prompt
         return alter(self, definition or type(self).definition, context=context, prompt=prompt)
 
 

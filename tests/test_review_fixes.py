@@ -108,3 +108,38 @@ def test_run_config_cannot_smuggle_a_password_url(monkeypatch):
         DataJointResource()._with_updated_values({"database_url": url})
     with pytest.raises(dj.DataJointError, match="EnvVar"):
         from_env._with_updated_values({"database_url": "mysql+pymysql://user:other@db.example/lab"})
+
+
+def test_auto_increment_not_leading_the_key(schema, backend):
+    """(subject, trial auto_increment): numbered by the server, explicit values respected."""
+    if backend == "mysql":
+        pytest.skip("InnoDB requires an auto_increment column to lead an index: MySQL refuses this key")
+
+    class Trial(dj.Manual):
+        definition = """
+        subject : int32
+        trial : int32 auto_increment
+        ---
+        note = "" : varchar(8)
+        """
+
+    if backend == "sqlite":  # SQLite numbers only an INTEGER PRIMARY KEY of its own: refused, clearly
+        with pytest.raises(dj.DeclarationError, match="trial.*auto_increment"):
+            schema(Trial)
+        return
+    schema(Trial)
+
+    Trial.insert([dict(subject=1, trial=5), dict(subject=1)])
+    Trial.insert1(dict(subject=2))
+    trials = sorted(Trial.fetch("trial"))
+    assert len(trials) == 3 and len(set(trials)) == 3 and 5 in trials
+
+
+def test_staged_insert1_on_the_class(schema):
+    @schema
+    class Thing(dj.Manual):
+        definition = """
+        thing : int32
+        """
+
+    assert hasattr(Thing.staged_insert1, "__enter__")

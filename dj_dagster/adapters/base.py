@@ -96,6 +96,8 @@ class Adapter(AlterMixin):
     # integer types stored in a smaller range than declared: type -> ((lo, hi), why);
     # inserts refuse values beyond it (they would be stored rounded)
     narrower_ints: dict[str, tuple[tuple[int, int], str]] = {}
+    # an auto_increment attribute may sit in a primary key of several attributes
+    auto_increment_in_composite_key = True
 
     def int_refusal(self, type_name: str, value: int) -> str | None:
         """Why an integer of the declared type cannot be stored exactly (``narrower_ints``),
@@ -250,6 +252,16 @@ class Adapter(AlterMixin):
 
     def for_update_skip_locked(self, stmt: sa.Select) -> sa.Select:
         return stmt.with_for_update(skip_locked=True)
+
+    def key_set(self, cols: list, keys: list[tuple]) -> sa.ColumnElement:
+        """True where ``cols`` (columns or column expressions) equal one of ``keys``: a
+        large list of distinct tuples, each value already of its column's Python type,
+        none NULL. Backends bind the whole set as one value; this default is one IN list,
+        which PyMySQL renders client-side (no server limit on parameters, and MariaDB turns
+        a long IN list into a table of values itself)."""
+        if len(cols) == 1:
+            return cols[0].in_([k[0] for k in keys])
+        return sa.tuple_(*cols).in_(keys)
 
     # --- errors ---------------------------------------------------------------
     def is_duplicate(self, exc: Exception) -> bool:

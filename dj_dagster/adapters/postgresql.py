@@ -195,6 +195,11 @@ class PostgreSQLAdapter(Adapter):
         for c in columns:
             if c.primary_key and c.autoincrement is True:
                 self._sync_serial(conn, schema, table, c.name)
+                key = list(getattr(getattr(c, "table", None), "primary_key", ()))
+                if key and key[0] is not c:  # the trigger's max() needs an index led by the column
+                    q = prep.quote_identifier
+                    conn.exec_driver_sql(f"CREATE INDEX {q(f'~ai_{table}_{c.name}'[:63])} "
+                                         f"ON {self._qualified(conn, schema, table)} ({q(c.name)})")
 
     def _sync_serial(self, conn, schema, table, column):
         """An ``auto_increment`` column is a serial, whose sequence ignores the values

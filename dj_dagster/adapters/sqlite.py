@@ -11,6 +11,7 @@ up front instead of failing on a lock upgrade.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Iterable
 
@@ -31,6 +32,7 @@ INT_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "ui
 
 class SQLiteAdapter(Adapter):
     name = "sqlite"
+    auto_increment_in_composite_key = False  # only an INTEGER PRIMARY KEY of its own is numbered
     current_user_sql = "SELECT 'sqlite'"  # Connection.get_user()
     supports_comments = False
     skip_locked = False
@@ -167,3 +169,32 @@ class SQLiteAdapter(Adapter):
 
     def _column_comment(self, conn, schema, table, column):
         self.set_column_comment(conn, schema, table, column.name, column.comment or "")
+
+    def key_set(self, cols, keys):
+        """The keys as one JSON array bound as a single parameter and read back with
+        ``json_each`` (SQLite allows 250,000 parameters at most). Values are converted as
+        the column's type binds them; bytes travel as hex and are compared with
+        ``hex(column)``."""
+        dialect = _DIALECT
+        lhs, converters = [], []
+        for col in cols:
+            process = col.type.bind_processor(dialect)
+            if isinstance(col.type, sa.LargeBinary):
+                col = sa.func.hex(col)
+                process = _hex
+            lhs.append(col)
+            converters.append(process)
+        rows = [[(c(v) if c else v) for c, v in zip(converters, k)] for k in keys]
+        document = json.dumps([r[0] for r in rows] if len(cols) == 1 else rows, default=str)
+        items = sa.func.json_each(sa.bindparam(None, document, type_=sa.String())).table_valued("value")
+        if len(cols) == 1:
+            return lhs[0].in_(sa.select(items.c.value))
+        paths = [sa.func.json_extract(items.c.value, f"$[{i}]") for i in range(len(cols))]
+        return sa.tuple_(*lhs).in_(sa.select(*paths))
+
+
+_DIALECT = sqlite_dialect.pysqlite.dialect()
+
+
+def _hex(value):
+    return bytes(value).hex().upper()
