@@ -144,7 +144,8 @@ def _suicidal_table(schema, deadly: set):
 @pytest.mark.parametrize("reserve_jobs", [True, False])
 def test_parallel_populate_survives_a_killed_worker(schema, reserve_jobs):
     Doubled = _suicidal_table(schema, {3})
-    result = Doubled.populate(processes=2, reserve_jobs=reserve_jobs, suppress_errors=True)
+    result = Doubled.populate(processes=2, reserve_jobs=reserve_jobs, suppress_errors=True,
+                              return_exception_objects=True)
     assert result["success_count"] == 11
     assert [key for key, _ in result["error_list"]] == [{"n": 3}]
     err = result["error_list"][0][1]
