@@ -200,25 +200,66 @@ def _equalities(expr: "QueryExpression", row: Mapping) -> list:
     return clauses
 
 
+# past this many keys a key set is bound as one value (an array, a JSON document) through
+# the backend's Adapter.key_set, not one parameter or OR-term per value
+LARGE_KEY_SET = 1000
+
+
 def _records(expr: "QueryExpression", rows: list[Mapping]):
+    """Rows of ``expr`` matching any of ``rows`` (mappings of attribute values; names
+    not in the heading are ignored). Rows naming the same attributes are matched as one
+    key set (the bound values coerced as :func:`_equalities` coerces them); within a set,
+    keys holding NULLs match by ``IS NULL`` on those attributes, and keys no row can equal
+    are dropped."""
     if not rows:
         return FALSE
-    names = [n for n in rows[0] if isinstance(n, str) and n in expr.heading.attributes]
-    same = all(list(r.keys()) == list(rows[0].keys()) for r in rows)
-    if same and names and len(rows) > 1 and not any(expr.heading[n].codec for n in names):
-        attrs = [expr.heading[n] for n in names]
-        values = [tuple(_stored_value(expr, a, r[a.name]) for a in attrs) for r in rows]
-        if not any(v is None or v is IMPOSSIBLE for t in values for v in t):
-            cols = [expr._cols[n] for n in names]
-            padded = [i for i, a in enumerate(attrs) if _padded(expr, a)]
-            if padded:
-                cols += [sa.func.char_length(cols[i]) for i in padded]
-                values = [t + tuple(len(t[i]) for i in padded) for t in values]
-            not_null = [expr._cols[a.name].is_not(None) for a in attrs if a.nullable or a.computed]
-            if len(cols) == 1:
-                return sa.and_(*not_null, cols[0].in_([v[0] for v in values]))
-            return sa.and_(*not_null, sa.tuple_(*cols).in_(values))
-    return sa.or_(*[sa.and_(*c) if (c := _equalities(expr, r)) else TRUE for r in rows])
+    if len(rows) == 1:
+        clauses = _equalities(expr, rows[0])
+        return sa.and_(*clauses) if clauses else TRUE
+    groups: dict[tuple, list[Mapping]] = {}
+    attributes = expr.heading.attributes
+    for row in rows:
+        names = tuple(sorted(n for n in row if isinstance(n, str) and n in attributes))
+        groups.setdefault(names, []).append(row)
+    if () in groups:  # a row naming no attribute of the table matches every row
+        return TRUE
+    return sa.or_(*[_key_set(expr, names, group) for names, group in groups.items()])
+
+
+def _key_set(expr: "QueryExpression", names: tuple, rows: list[Mapping]):
+    attrs = [expr.heading[n] for n in names]
+    if len(rows) == 1 or any(a.codec for a in attrs):  # codecs: restriction_value refuses them
+        return sa.or_(*[sa.and_(*c) if (c := _equalities(expr, r)) else TRUE for r in rows])
+    by_nulls: dict[tuple, dict] = {}  # positions holding NULL -> distinct keys
+    for row in rows:
+        values = tuple(_stored_value(expr, a, row[a.name]) for a in attrs)
+        if any(v is IMPOSSIBLE for v in values):
+            continue
+        nulls = tuple(i for i, v in enumerate(values) if v is None)
+        by_nulls.setdefault(nulls, {})[values] = None
+    clauses = []
+    for nulls, keys in by_nulls.items():
+        parts = [expr._cols[names[i]].is_(None) for i in nulls]
+        kept = [i for i in range(len(attrs)) if i not in nulls]
+        if kept:
+            parts.append(_members(expr, [attrs[i] for i in kept], [tuple(k[i] for i in kept) for k in keys]))
+        clauses.append(sa.and_(*parts))
+    return sa.or_(*clauses) if clauses else FALSE
+
+
+def _members(expr: "QueryExpression", attrs: list, keys: list[tuple]):
+    """``attrs`` equal to one of ``keys`` (distinct tuples of coerced values, no NULLs)."""
+    cols = [expr._cols[a.name] for a in attrs]
+    padded = [i for i, a in enumerate(attrs) if _padded(expr, a)]
+    if padded:
+        cols += [sa.func.char_length(cols[i]) for i in padded]
+        keys = [k + tuple(len(k[i]) for i in padded) for k in keys]
+    not_null = [expr._cols[a.name].is_not(None) for a in attrs if a.nullable or a.computed]
+    if len(keys) > LARGE_KEY_SET and not any(a.computed or a.type.name == "json" for a in attrs):
+        return sa.and_(*not_null, expr._connection.adapter.key_set(cols, keys))
+    if len(cols) == 1:
+        return sa.and_(*not_null, cols[0].in_([k[0] for k in keys]))
+    return sa.and_(*not_null, sa.tuple_(*cols).in_(keys))
 
 
 def make_condition(expr: "QueryExpression", cond: Any, semantic_check: bool = True) -> Any:

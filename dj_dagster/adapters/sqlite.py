@@ -174,14 +174,17 @@ class SQLiteAdapter(Adapter):
         """The keys as one JSON array bound as a single parameter and read back with
         ``json_each`` (SQLite allows 250,000 parameters at most). Values are converted as
         the column's type binds them; bytes travel as hex and are compared with
-        ``hex(column)``."""
-        dialect = _DIALECT
+        ``hex(column)``. A key of several attributes is compared as one ``json_array``
+        built on both sides from SQL values: SQLite evaluates a row-value ``NOT IN`` by
+        scanning the whole set per row, a single-value one by a lookup. (Floating-point
+        attributes keep the row-value form: json_array prints 15 significant digits.)"""
         lhs, converters = [], []
         for col in cols:
-            process = col.type.bind_processor(dialect)
+            process = col.type.bind_processor(_DIALECT)
             if isinstance(col.type, sa.LargeBinary):
-                col = sa.func.hex(col)
-                process = _hex
+                col, process = sa.func.hex(col), _hex
+            elif _numeric_affinity(col.type):
+                process = _integral(process)
             lhs.append(col)
             converters.append(process)
         rows = [[(c(v) if c else v) for c, v in zip(converters, k)] for k in keys]
@@ -190,7 +193,9 @@ class SQLiteAdapter(Adapter):
         if len(cols) == 1:
             return lhs[0].in_(sa.select(items.c.value))
         paths = [sa.func.json_extract(items.c.value, f"$[{i}]") for i in range(len(cols))]
-        return sa.tuple_(*lhs).in_(sa.select(*paths))
+        if any(isinstance(c.type, sa.Float) for c in cols):
+            return sa.tuple_(*lhs).in_(sa.select(*paths))
+        return sa.func.json_array(*lhs).in_(sa.select(sa.func.json_array(*paths)))
 
 
 _DIALECT = sqlite_dialect.pysqlite.dialect()
@@ -198,3 +203,18 @@ _DIALECT = sqlite_dialect.pysqlite.dialect()
 
 def _hex(value):
     return bytes(value).hex().upper()
+
+
+def _numeric_affinity(sql_type) -> bool:
+    """Whether SQLite stores the column with NUMERIC affinity (a REAL holding an integer
+    is stored as that INTEGER)."""
+    return isinstance(sql_type, (sa.Numeric, sa.Date, sa.DateTime, sa.Time, sa.Boolean)) and \
+        not isinstance(sql_type, (sa.Float, sa.Integer))
+
+
+def _integral(process):
+    """``process``, then an integral float as the int NUMERIC affinity stores."""
+    def convert(value):
+        value = process(value) if process else value
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+    return convert
