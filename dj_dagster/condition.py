@@ -172,6 +172,17 @@ def _stored_value(expr: "QueryExpression", attr, value: Any) -> Any:
     return value
 
 
+def _value_check(expr: "QueryExpression", attr):
+    """(Python type, check) of the values :func:`_stored_value` returns unchanged for
+    ``attr`` (a plain int in range, ASCII text within the length...), or None."""
+    from .insert_rows import stored_fast_check
+
+    if attr.computed or attr.codec or attr.type.name == "json":
+        return None
+    adapter = expr._connection.adapter
+    return expr.heading.memo(("value_check", adapter.name, attr.name), lambda: stored_fast_check(attr, adapter))
+
+
 def _padded(expr: "QueryExpression", attr) -> bool:
     """MySQL/MariaDB collations compare strings with PAD SPACE ('a' = 'a  '): the
     length must match too."""
@@ -218,8 +229,12 @@ def _records(expr: "QueryExpression", rows: list[Mapping]):
         return sa.and_(*clauses) if clauses else TRUE
     groups: dict[tuple, list[Mapping]] = {}
     attributes = expr.heading.attributes
+    names_of: dict[tuple, tuple] = {}  # a row's keys -> the attributes it names, sorted
     for row in rows:
-        names = tuple(sorted(n for n in row if isinstance(n, str) and n in attributes))
+        keys = tuple(row)
+        names = names_of.get(keys)
+        if names is None:
+            names = names_of[keys] = tuple(sorted(n for n in keys if isinstance(n, str) and n in attributes))
         groups.setdefault(names, []).append(row)
     if () in groups:  # a row naming no attribute of the table matches every row
         return TRUE
@@ -231,8 +246,10 @@ def _key_set(expr: "QueryExpression", names: tuple, rows: list[Mapping]):
     if len(rows) == 1 or any(a.codec for a in attrs):  # codecs: restriction_value refuses them
         return sa.or_(*[sa.and_(*c) if (c := _equalities(expr, r)) else TRUE for r in rows])
     by_nulls: dict[tuple, dict] = {}  # positions holding NULL -> distinct keys
+    checks = [_value_check(expr, a) for a in attrs]
     for row in rows:
-        values = tuple(_stored_value(expr, a, row[a.name]) for a in attrs)
+        values = tuple(v if (c is not None and type(v := row[a.name]) is c[0] and c[1](v))
+                       else _stored_value(expr, a, row[a.name]) for a, c in zip(attrs, checks))
         if any(v is IMPOSSIBLE for v in values):
             continue
         nulls = tuple(i for i, v in enumerate(values) if v is None)
@@ -305,7 +322,7 @@ def make_condition(expr: "QueryExpression", cond: Any, semantic_check: bool = Tr
                          "not inside a list or AndList")
     if isinstance(cond, (list, tuple, set, frozenset)):
         items = list(cond)
-        if items and all(isinstance(c, Mapping) for c in items):
+        if items and all(type(c) is dict or isinstance(c, Mapping) for c in items):
             return _records(expr, items)
         if not items:
             return FALSE
