@@ -711,7 +711,27 @@ class Diagram:
         return done.stdout
 
     def _repr_svg_(self) -> str:
-        return self.to_svg()
+        """The SVG element alone (no XML prolog or DOCTYPE), for notebooks to inline."""
+        svg = self.to_svg()
+        return svg[svg.find("<svg"):].rstrip() if "<svg" in svg else svg
+
+    def make_svg(self) -> str:
+        """The diagram as SVG text (datajoint's name)."""
+        return self._repr_svg_()
+
+    def make_png(self):
+        """The diagram as PNG bytes in a file-like object (needs Graphviz), as datajoint's."""
+        import io
+
+        return io.BytesIO(self._run_dot("png"))
+
+    def make_image(self):
+        """The diagram as an image array (needs Graphviz and matplotlib), as datajoint's."""
+        try:
+            import matplotlib.image as mpimg
+        except ImportError:
+            raise DataJointError("make_image() needs matplotlib: pip install matplotlib") from None
+        return mpimg.imread(self.make_png(), format="png")
 
     def save(self, filename: str | Path, format: str | None = None) -> None:
         """Write the diagram; the format comes from the extension unless given:

@@ -27,6 +27,11 @@ class Attribute:
         return self.type.name if self.type.is_codec else None
 
     @property
+    def original_type(self) -> str:
+        """The type as the definition wrote it (``uuid``, ``enum('a', 'b')``), datajoint's name."""
+        return self.type.text
+
+    @property
     def numeric(self) -> bool:
         """Whether values are numbers (integer, float or decimal types, native ones too)."""
         return not self.type.is_codec and self.type.numeric

@@ -143,3 +143,40 @@ def test_staged_insert1_on_the_class(schema):
         """
 
     assert hasattr(Thing.staged_insert1, "__enter__")
+
+
+def test_original_type_is_the_declared_text(schema):
+    @schema
+    class Animal(dj.Manual):
+        definition = """
+        animal : uuid
+        ---
+        status : enum('active', 'retired')
+        """
+
+    assert Animal.heading["animal"].original_type == "uuid"
+    assert Animal.heading["status"].original_type == "enum('active', 'retired')"
+
+
+def test_diagram_svg_for_notebooks(schema):
+    import shutil
+
+    @schema
+    class Parent(dj.Manual):
+        definition = """
+        parent : int32
+        """
+
+    @schema
+    class Child(dj.Manual):
+        definition = """
+        -> Parent
+        child : int32
+        """
+
+    diagram = dj.Diagram(schema)
+    svg = diagram._repr_svg_()
+    assert svg.startswith("<svg") and svg.endswith("svg>")
+    assert "Parent" in svg and "Child" in svg
+    if shutil.which("dot"):
+        assert diagram.make_png().read(8) == b"\x89PNG\r\n\x1a\n"
