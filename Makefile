@@ -11,7 +11,7 @@ export DJ_TEST_BACKENDS
 
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test dev bench conformance clean
+.PHONY: venv demo test lint dev bench conformance clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check dj_dagster conformance definitions bench tests
 
 dev: venv
 	$(VENV)/bin/dagster dev -w workspace.yaml

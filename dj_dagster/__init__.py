@@ -57,5 +57,5 @@ __all__ = [
     "get_codec", "list_codecs", "SchemaCodec", "ObjectRef", "NpyRef", "MatCell", "MatStruct", "StorageAdapter",
     "get_storage_adapter", "SparkAdapter",
     "ValidationResult", "errors", "ThreadSafetyError", "Instance", "logger", "Table", "FreeTable", "AutoPopulate", "cli",
-    "__version__",
+    "__version__", "TransientError", "utils", "deploy", "migrate", "provenance",
 ]

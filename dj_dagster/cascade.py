@@ -8,7 +8,6 @@ result whose inputs are gone."""
 from __future__ import annotations
 
 import logging
-import sys
 
 import networkx as nx
 import sqlalchemy as sa

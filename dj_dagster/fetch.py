@@ -4,12 +4,16 @@ dicts, pandas, numpy, with codec values decoded."""
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import sqlalchemy as sa
 
 from .errors import DataJointError, QueryError, translate_driver_error
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built
+    import pandas as pd
 
 
 FETCH_CHUNK = 50_000  # rows per chunk when a fetch streams (to_pandas)

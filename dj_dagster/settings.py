@@ -42,7 +42,6 @@ import copy
 import json
 import logging
 import os
-import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path

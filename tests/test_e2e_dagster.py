@@ -8,7 +8,6 @@ headless Chromium shows every table on the asset graph page."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import dagster as dg
 import pytest
