@@ -176,11 +176,13 @@ class SQLiteAdapter(Adapter):
         the column's type binds them; bytes travel as hex and are compared with
         ``hex(column)``. A key of several attributes is compared as one ``json_array``
         built on both sides from SQL values: SQLite evaluates a row-value ``NOT IN`` by
-        scanning the whole set per row, a single-value one by a lookup. (Floating-point
+        scanning the whole set per row, a single-value one by a lookup. (Float and decimal
         attributes keep the row-value form: json_array prints 15 significant digits.)"""
         lhs, converters = [], []
         for col in cols:
-            process = col.type.bind_processor(_DIALECT)
+            # the dialect's own type binds as the column stores (a generic DateTime has no
+            # processor of its own: str() of a whole-second datetime lacks the stored .000000)
+            process = col.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
             if isinstance(col.type, sa.LargeBinary):
                 col, process = sa.func.hex(col), _hex
             elif _numeric_affinity(col.type):
@@ -193,7 +195,7 @@ class SQLiteAdapter(Adapter):
         if len(cols) == 1:
             return lhs[0].in_(sa.select(items.c.value))
         paths = [sa.func.json_extract(items.c.value, f"$[{i}]") for i in range(len(cols))]
-        if any(isinstance(c.type, sa.Float) for c in cols):
+        if any(isinstance(c.type, sa.Numeric) for c in cols):  # Float and Decimal: exact comparison
             return sa.tuple_(*lhs).in_(sa.select(*paths))
         return sa.func.json_array(*lhs).in_(sa.select(sa.func.json_array(*paths)))
 
