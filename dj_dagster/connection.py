@@ -591,6 +591,11 @@ def conn(host: str | sa.URL | None = None, user: str | None = None, password: st
     if isinstance(host, sa.URL) or (isinstance(host, str) and "://" in host):
         url, host = host, None
     given = url is not None or host is not None or user is not None or password is not None
+    if url is not None and use_tls is not None:
+        from .errors import DataJointError
+
+        raise DataJointError("use_tls applies to conn(host, user, password); a URL connection takes its TLS "
+                             "settings in the URL (e.g. ?ssl_ca=... for MySQL, ?sslmode=require for PostgreSQL)")
     with _lock:
         if given and _default is not None and not reset:
             wanted = sa.make_url(url) if url is not None else _server_url(

@@ -180,3 +180,22 @@ def test_diagram_svg_for_notebooks(schema):
     assert "Parent" in svg and "Child" in svg
     if shutil.which("dot"):
         assert diagram.make_png().read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_conn_with_a_url_refuses_use_tls(tmp_path):
+    """TLS of a URL connection is set in the URL; use_tls beside one was ignored (and
+    replaced the default connection on every call)."""
+    from dj_dagster import connection as connection_module
+
+    url = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    saved = connection_module._default
+    try:
+        first = dj.conn(url)
+        assert dj.conn(url) is first
+        with pytest.raises(dj.DataJointError, match="use_tls"):
+            dj.conn(url, use_tls=True)
+        assert dj.conn(url) is first
+    finally:
+        if connection_module._default is not saved and connection_module._default is not None:
+            connection_module._default.close()
+        connection_module._default = saved
