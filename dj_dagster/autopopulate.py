@@ -15,7 +15,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from .condition import AndList
-from .errors import DataJointError, DuplicateError, IntegrityError
+from .errors import DataJointError, DuplicateError, IntegrityError, WorkerError
 from . import provenance
 from .table import _inside_make, _make_stamp
 
@@ -449,7 +449,10 @@ class _Stamp:
 
 
 def error_message(exc: BaseException) -> str:
-    """A failed make's error as datajoint words it: ``Class: message`` (or ``Class``)."""
+    """A failed make's error as datajoint words it: ``Class: message`` (or ``Class``);
+    an error relayed from a worker process already is that text."""
+    if isinstance(exc, WorkerError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

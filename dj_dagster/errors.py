@@ -80,6 +80,11 @@ class BlobFormatError(BlobError, ValueError):
     memory than they can hold or than ``dj.config["blob_max_bytes"]`` allows."""
 
 
+class WorkerError(DataJointError):
+    """A make's error relayed from a ``populate(processes=N)`` worker, as its text
+    (``Class: message``)."""
+
+
 class ThreadSafetyError(DataJointError):
     """A global connection or setting used where thread-safe mode forbids it."""
 

@@ -16,7 +16,7 @@ import multiprocessing
 import time
 from multiprocessing.connection import wait
 
-from .errors import DataJointError
+from .errors import DataJointError, WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class _Pool:
             if message[0] == "done":
                 _, index, success, errors = message
                 self.success += success
-                self.errors += [(self.keys[index], DataJointError(text)) for text in errors]
+                self.errors += [(self.keys[index], WorkerError(text)) for text in errors]
                 worker.key_index = None
                 if bar is not None:
                     bar.update(1)

@@ -173,3 +173,32 @@ def test_parallel_populate_returns_when_every_worker_dies(schema):
     assert result["success_count"] == 1 and len(result["error_list"]) == 11
     assert Doubled.to_arrays("n").tolist() == [5]
     assert len(Doubled().jobs.errors) == 11
+
+
+def test_error_messages_alike_with_and_without_workers(tmp_path):
+    """populate(processes=2) reports a make's error as one process does: 'Class: message'."""
+    import dj_dagster as dj
+
+    connection = dj.Connection(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    schema = dj.Schema("w_msgs", connection=connection)
+
+    @schema
+    class Source(dj.Manual):
+        definition = """
+        n : int32
+        """
+
+    @schema
+    class Failing(dj.Computed):
+        definition = """
+        -> Source
+        """
+
+        def make(self, key):
+            raise ValueError("boom")
+
+    Source.insert([{"n": i} for i in range(3)])
+    one = Failing.populate(suppress_errors=True)["error_list"]
+    two = Failing.populate(suppress_errors=True, processes=2)["error_list"]
+    assert {m for _, m in one} == {m for _, m in two} == {"ValueError: boom"}
+    connection.close()
