@@ -239,7 +239,10 @@ def test_local_remove_prunes_empty_folders(local_store):
 def test_local_file_permissions_follow_umask(local_store):
     local_store.put("perm", b"x")
     mode = os.stat(local_store.full_path("perm")).st_mode & 0o777
-    assert mode == 0o666 & ~stores_mod._UMASK
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+    assert stores_mod._process_umask() == umask
 
 
 def test_local_put_many_is_concurrent(local_store, monkeypatch):
