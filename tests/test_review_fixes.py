@@ -112,9 +112,6 @@ def test_run_config_cannot_smuggle_a_password_url(monkeypatch):
 
 def test_auto_increment_not_leading_the_key(schema, backend):
     """(subject, trial auto_increment): numbered by the server, explicit values respected."""
-    if backend == "mysql":
-        pytest.skip("InnoDB requires an auto_increment column to lead an index: MySQL refuses this key")
-
     class Trial(dj.Manual):
         definition = """
         subject : int32
@@ -127,6 +124,7 @@ def test_auto_increment_not_leading_the_key(schema, backend):
         with pytest.raises(dj.DeclarationError, match="trial.*auto_increment"):
             schema(Trial)
         return
+
     schema(Trial)
 
     Trial.insert([dict(subject=1, trial=5), dict(subject=1)])
