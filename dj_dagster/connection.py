@@ -554,20 +554,8 @@ def _tls_arguments(backend: str, use_tls: bool | dict | None) -> dict[str, Any]:
 def _server_url(host: str | None, user: str | None, password: str | None, port: int | None,
                 backend: str | None, database_name: str | None, config: Any = None) -> sa.URL:
     """A SQLAlchemy URL from datajoint's connection arguments and ``config.database``."""
-    db = settings.database_settings(config)
-    host = host if host is not None else db["host"]
-    if ":" in host:
-        host, port = host.rsplit(":", 1)
-    backend = backend or db["backend"]
-    if backend not in ("mysql", "postgresql"):
-        from .errors import DataJointError
-
-        raise DataJointError(f"Unknown database backend {backend!r}: use 'mysql' or 'postgresql'")
-    port = int(port) if port else (db.server_port() if db.get("backend") == backend else None)
-    if backend == "postgresql":
-        return sa.URL.create("postgresql+psycopg", username=user, password=password or None, host=host,
-                             port=port or 5432, database=database_name or db.get("name") or "postgres")
-    return sa.URL.create("mysql+pymysql", username=user, password=password or None, host=host, port=port or 3306)
+    return settings.server_url(settings.database_settings(config), host, user, password, port, backend,
+                               database_name)
 
 
 _default: Connection | None = None

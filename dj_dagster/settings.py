@@ -720,17 +720,8 @@ class Config(dict):
         db = dict.__getitem__(self, "database")
         if not db.get("user"):
             return None
-        import sqlalchemy as sa
-
-        host, port = str(db["host"]), db.server_port()
-        if ":" in host:
-            host, port = host.rsplit(":", 1)
-        backend = db.get("backend") or "mysql"
-        driver = "postgresql+psycopg" if backend == "postgresql" else "mysql+pymysql"
-        return sa.URL.create(driver, username=db["user"], password=db.get("password") or None, host=host,
-                             port=int(port) if port else None,
-                             database=(db.get("name") or "postgres") if backend == "postgresql" else None
-                             ).render_as_string(hide_password=False)
+        return server_url(db, None, db["user"], db.get("password"), None, None, None).render_as_string(
+            hide_password=False)
 
     # --- stores (datajoint's validation of a store's spec) ---------------------------
     _REQUIRED = {"file": ("protocol", "location"), "s3": ("protocol", "endpoint", "bucket", "location"),
@@ -882,6 +873,25 @@ def _create_config() -> Config:
 
 config = _create_config()
 config._guarded = True
+
+
+def server_url(db, host: str | None, user: str | None, password: str | None, port: int | None,
+               backend: str | None, database_name: str | None):
+    """The SQLAlchemy URL of a server from datajoint's connection arguments; what is not
+    given comes from the ``database`` settings ``db``. ``host`` may carry the port."""
+    import sqlalchemy as sa
+
+    host = host if host is not None else db["host"]
+    if ":" in host:
+        host, port = host.rsplit(":", 1)
+    backend = backend or db["backend"]
+    if backend not in ("mysql", "postgresql"):
+        raise DataJointError(f"Unknown database backend {backend!r}: use 'mysql' or 'postgresql'")
+    port = int(port) if port else (db.server_port() if db.get("backend") == backend else None)
+    if backend == "postgresql":
+        return sa.URL.create("postgresql+psycopg", username=user, password=password or None, host=host,
+                             port=port or 5432, database=database_name or db.get("name") or "postgres")
+    return sa.URL.create("mysql+pymysql", username=user, password=password or None, host=host, port=port or 3306)
 
 
 def database_settings(cfg: Config | None = None) -> DatabaseSettings:
